@@ -1,0 +1,47 @@
+# Aorta: HL7 v2 interface engine. `make help` lists the targets.
+
+GO        ?= go
+BIN       := bin
+GOFLAGS   ?=
+FUZZTIME  ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build the binaries into bin/
+	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: build ## Run the MLLP listener on 127.0.0.1:2575 (PostgreSQL from DATABASE_URL, 127.0.0.1:5432 or a throwaway cluster)
+	$(GO) run ./internal/devrun $(BIN)/mllp-listener $(ARGS)
+
+.PHONY: test
+test: ## Run every test (unit, corpus, fuzz seeds, integration against real PostgreSQL and TCP)
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: bench
+bench: ## Run the benchmarks (parser, framing, ingest throughput and ACK latency)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/hl7/
+	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./pkg/mllp/
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo 'gofmt needed'; exit 1; }
+	$(GO) vet ./...
+
+.PHONY: migrate
+migrate: build ## Apply database migrations to DATABASE_URL
+	$(BIN)/mllp-listener migrate
+
+.PHONY: clean
+clean: ## Remove build output
+	rm -rf $(BIN)

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aortahealth/aorta/pkg/ingest"
+	"github.com/aortahealth/aorta/pkg/mllp"
+)
+
+// config is everything the listener can be told. Each field is a flag whose
+// default comes from an environment variable, then from a constant:
+// flag > environment > default.
+type config struct {
+	DatabaseURL string
+	MLLPAddr    string
+	HTTPAddr    string
+	Name        string
+	LogLevel    string
+	AutoMigrate bool
+	DBWait      time.Duration
+	DBMaxConns  int
+
+	MaxFrameSize   int
+	IdleTimeout    time.Duration
+	FrameTimeout   time.Duration
+	WriteTimeout   time.Duration
+	KeepAlive      time.Duration
+	MaxConnections int
+	MaxDiscard     int
+
+	DedupWindow      time.Duration
+	StoreRetryBudget time.Duration
+	OnStoreFailure   string
+	AckMode          string
+	ProcessingIDs    string
+	RejectTypes      string
+	CommitMaxGroup   int
+	Committers       int
+
+	ShutdownTimeout time.Duration
+}
+
+// Defaults that belong to the binary rather than to a package.
+const (
+	// defaultMLLPAddr is the IANA-registered HL7 port, on loopback: opening
+	// it to the network is a deliberate act.
+	defaultMLLPAddr = "127.0.0.1:2575"
+	defaultHTTPAddr = "127.0.0.1:9575"
+	// defaultDBWait is how long start-up waits for the database before
+	// giving up, so that a listener started alongside PostgreSQL (or
+	// restarted by systemd during a database restart) comes up by itself.
+	defaultDBWait = 60 * time.Second
+	// defaultShutdownTimeout bounds the graceful drain: in-flight frames
+	// finish their commit and ACK; after it, connections are cut.
+	defaultShutdownTimeout = 30 * time.Second
+	defaultDBMaxConns      = 8
+)
+
+// parseConfig reads flags, with defaults taken from the environment.
+func parseConfig(fs *flag.FlagSet, args []string) (config, error) {
+	var c config
+	var errs []string
+	env := func(name string) (string, bool) { return os.LookupEnv(name) }
+	str := func(p *string, flagName, envName, def, usage string) {
+		if v, ok := env(envName); ok {
+			def = v
+		}
+		fs.StringVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	}
+	integer := func(p *int, flagName, envName string, def int, usage string) {
+		if v, ok := env(envName); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: not an integer", envName, v))
+			}
+			def = n
+		}
+		fs.IntVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	}
+	dur := func(p *time.Duration, flagName, envName string, def time.Duration, usage string) {
+		if v, ok := env(envName); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: not a duration (e.g. 30s, 5m)", envName, v))
+			}
+			def = d
+		}
+		fs.DurationVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	}
+	boolean := func(p *bool, flagName, envName string, def bool, usage string) {
+		if v, ok := env(envName); ok {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: not a boolean", envName, v))
+			}
+			def = b
+		}
+		fs.BoolVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
+	}
+	host, _ := os.Hostname()
+
+	str(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL connection URL (required), e.g. postgres://user@127.0.0.1:5432/aorta")
+	str(&c.MLLPAddr, "mllp-addr", "MLLP_ADDR", defaultMLLPAddr, "TCP address to accept MLLP connections on")
+	str(&c.HTTPAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "admin HTTP address for /healthz, /readyz and /metrics; empty disables it")
+	str(&c.Name, "name", "LISTENER_NAME", "mllp-listener@"+host, "name of this listener, stored with every message")
+	str(&c.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error (debug adds per-message lines, still without patient data)")
+	boolean(&c.AutoMigrate, "migrate", "AUTO_MIGRATE", true, "apply pending database migrations at start-up")
+	dur(&c.DBWait, "db-wait", "DB_WAIT", defaultDBWait, "how long start-up waits for the database to become reachable")
+	integer(&c.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", defaultDBMaxConns, "maximum database connections")
+
+	integer(&c.MaxFrameSize, "max-frame-size", "MLLP_MAX_FRAME_SIZE", mllp.DefaultMaxFrameSize, "largest MLLP frame accepted, in bytes; a larger one closes the connection")
+	dur(&c.IdleTimeout, "idle-timeout", "MLLP_IDLE_TIMEOUT", mllp.DefaultIdleTimeout, "close a connection that starts no frame for this long; negative disables")
+	dur(&c.FrameTimeout, "frame-timeout", "MLLP_FRAME_TIMEOUT", mllp.DefaultFrameTimeout, "close a connection whose started frame does not complete within this time")
+	dur(&c.WriteTimeout, "write-timeout", "MLLP_WRITE_TIMEOUT", mllp.DefaultWriteTimeout, "close a connection that does not take its ACK within this time")
+	dur(&c.KeepAlive, "keepalive", "MLLP_KEEPALIVE", mllp.DefaultKeepAlive, "TCP keep-alive period; negative disables")
+	integer(&c.MaxConnections, "max-connections", "MLLP_MAX_CONNECTIONS", mllp.DefaultMaxConnections, "connections served at once; more are closed on accept")
+	integer(&c.MaxDiscard, "max-discard", "MLLP_MAX_DISCARD", mllp.DefaultMaxDiscard, "bytes outside a frame tolerated in a row before the connection is closed")
+
+	dur(&c.DedupWindow, "dedup-window", "DEDUP_WINDOW", ingest.DefaultDedupWindow, "a re-send with the same sender, control ID and bytes within this window gets the stored ACK and is not stored again; negative disables")
+	dur(&c.StoreRetryBudget, "store-retry-budget", "STORE_RETRY_BUDGET", ingest.DefaultStoreRetryBudget, "how long to retry a failing commit before giving up on the frame (never a positive ACK)")
+	str(&c.OnStoreFailure, "on-store-failure", "ON_STORE_FAILURE", string(ingest.OnStoreFailureClose), "when a frame cannot be stored: close (no answer; the sender re-sends) or reject (AR/CR with ERR 207)")
+	str(&c.AckMode, "ack-mode", "ACK_MODE", string(ingest.AckModeAuto), "auto: honour enhanced mode when MSH-15/16 are valued; original: always AA/AE/AR")
+	str(&c.ProcessingIDs, "processing-ids", "PROCESSING_IDS", strings.Join(ingest.DefaultProcessingIDs, ","), "MSH-11 processing IDs accepted; others are rejected with ERR 202")
+	str(&c.RejectTypes, "reject-types", "REJECT_TYPES", strings.Join(ingest.DefaultRejectTypes, ","), "MSH-9.1 message codes rejected with ERR 200 (queries need an application response)")
+	integer(&c.CommitMaxGroup, "commit-max-group", "COMMIT_MAX_GROUP", ingest.DefaultMaxGroup, "most frames stored in one transaction (group commit)")
+	integer(&c.Committers, "committers", "COMMITTERS", ingest.DefaultCommitters, "transactions in flight at once")
+
+	dur(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", defaultShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight messages may take to commit and be acknowledged")
+
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("bad environment: %s", strings.Join(errs, "; "))
+	}
+	if c.DatabaseURL == "" {
+		return c, fmt.Errorf("no database: set DATABASE_URL or --database-url (make run does this for you)")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// redactURL hides a password in a connection URL for logging.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+func (c config) ingestConfig() ingest.Config {
+	return ingest.Config{
+		Listener:         c.Name,
+		DedupWindow:      c.DedupWindow,
+		StoreRetryBudget: c.StoreRetryBudget,
+		MaxGroup:         c.CommitMaxGroup,
+		Committers:       c.Committers,
+		AckMode:          ingest.AckMode(c.AckMode),
+		OnStoreFailure:   ingest.StoreFailureAction(c.OnStoreFailure),
+		ProcessingIDs:    ingest.ParseList(c.ProcessingIDs),
+		RejectTypes:      ingest.ParseList(c.RejectTypes),
+	}
+}
+
+func (c config) logAttrs() []any {
+	return []any{
+		"database_url", redactURL(c.DatabaseURL), "mllp_addr", c.MLLPAddr, "http_addr", c.HTTPAddr, "name", c.Name,
+		"max_frame_size", c.MaxFrameSize, "idle_timeout", c.IdleTimeout, "frame_timeout", c.FrameTimeout,
+		"write_timeout", c.WriteTimeout, "keepalive", c.KeepAlive, "max_connections", c.MaxConnections, "max_discard", c.MaxDiscard,
+		"dedup_window", c.DedupWindow, "store_retry_budget", c.StoreRetryBudget, "on_store_failure", c.OnStoreFailure,
+		"ack_mode", c.AckMode, "processing_ids", c.ProcessingIDs, "reject_types", c.RejectTypes,
+		"commit_max_group", c.CommitMaxGroup, "committers", c.Committers, "auto_migrate", c.AutoMigrate,
+	}
+}

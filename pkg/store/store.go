@@ -1,0 +1,120 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/aortahealth/aorta/migrations"
+)
+
+// Options configures Open.
+type Options struct {
+	// ApplicationName is shown in pg_stat_activity; operators use it to find
+	// (or terminate) one process's sessions.
+	ApplicationName string
+	// MaxConns bounds the pool; zero keeps pgxpool's default.
+	MaxConns int32
+}
+
+// Store is Aorta's PostgreSQL storage. It is safe for concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to PostgreSQL. It does not apply migrations; call Migrate.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	// An ACK promises durability, so a server or role configured with
+	// synchronous_commit=off must not weaken it for our sessions.
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	if o.ApplicationName != "" {
+		cfg.ConnConfig.RuntimeParams["application_name"] = o.ApplicationName
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create connection pool: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close closes every connection.
+func (s *Store) Close() { s.pool.Close() }
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.pool.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Migrate applies every pending migration embedded in the binary. Several
+// processes may call it at once: a session advisory lock serialises them.
+// It returns the versions it applied.
+func (s *Store) Migrate(ctx context.Context, log *slog.Logger) ([]int64, error) {
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return nil, fmt.Errorf("migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apply migrations: %w", err)
+	}
+	applied := make([]int64, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+		if log != nil {
+			log.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+		}
+	}
+	return applied, nil
+}
+
+// IsTransient reports whether err looks like the database being unavailable
+// (connection lost, server shutting down, too many connections, lock or
+// serialization conflicts) rather than something wrong with the data. The
+// caller retries transient failures as they are; other failures are worth
+// isolating to the offending row.
+func IsTransient(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		// No SQLSTATE: a refused or dropped connection, a timeout, a closed
+		// pool. That is the database being away, not the data being wrong.
+		return true
+	}
+	switch {
+	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+		strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
+		strings.HasPrefix(pgErr.Code, "57"), // operator intervention: shutdown, terminated backend
+		strings.HasPrefix(pgErr.Code, "58"), // system error (I/O)
+		pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
+		pgErr.Code == "25006": // read-only transaction: a failover in progress
+		return true
+	}
+	return false
+}
