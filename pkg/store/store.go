@@ -109,9 +109,9 @@ func IsTransient(err error) bool {
 	}
 	switch {
 	case strings.HasPrefix(pgErr.Code, "08"), // connection exception
-		strings.HasPrefix(pgErr.Code, "53"), // insufficient resources
-		strings.HasPrefix(pgErr.Code, "57"), // operator intervention: shutdown, terminated backend
-		strings.HasPrefix(pgErr.Code, "58"), // system error (I/O)
+		strings.HasPrefix(pgErr.Code, "53"),          // insufficient resources
+		strings.HasPrefix(pgErr.Code, "57"),          // operator intervention: shutdown, terminated backend
+		strings.HasPrefix(pgErr.Code, "58"),          // system error (I/O)
 		pgErr.Code == "40001", pgErr.Code == "40P01", // serialization failure, deadlock
 		pgErr.Code == "25006": // read-only transaction: a failover in progress
 		return true
