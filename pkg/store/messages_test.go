@@ -3,6 +3,8 @@ package store_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,5 +245,38 @@ func TestPartitionKeyIsStableAndNonNegative(t *testing.T) {
 	}
 	if store.PartitionKey("HOSP/123") == store.PartitionKey("HOSP/124") {
 		t.Error("neighbouring patients share a key; the hash spreads nothing")
+	}
+}
+
+// TestSaveConcurrentResendAcrossListeners sends the same message to two
+// listeners (two stores on one database) at the same instant, many times:
+// the advisory lock must let exactly one of them store it.
+func TestSaveConcurrentResendAcrossListeners(t *testing.T) {
+	t.Parallel()
+	a, url := pgtest.NewStore(t)
+	b, err := store.Open(context.Background(), url, store.Options{MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const rounds = 30
+	for i := range rounds {
+		cid := fmt.Sprintf("R%d", i)
+		ma, mb := newMessage(cid, "same bytes "+cid), newMessage(cid, "same bytes "+cid)
+		var wg sync.WaitGroup
+		var oa, ob [][]store.Outcome
+		var ea, eb error
+		wg.Go(func() { oa, ea = a.Save(context.Background(), single(ma), window) })
+		wg.Go(func() { ob, eb = b.Save(context.Background(), single(mb), window) })
+		wg.Wait()
+		if ea != nil || eb != nil {
+			t.Fatalf("round %d: %v / %v", i, ea, eb)
+		}
+		if oa[0][0].Duplicate == ob[0][0].Duplicate {
+			t.Fatalf("round %d: duplicate flags %v and %v, want exactly one duplicate", i, oa[0][0].Duplicate, ob[0][0].Duplicate)
+		}
+	}
+	if n := count(t, url, "SELECT count(*) FROM messages"); n != rounds {
+		t.Errorf("messages = %d, want %d (one per round)", n, rounds)
 	}
 }
