@@ -17,10 +17,12 @@ build: ## Build the binaries into bin/
 
 .PHONY: run
 run: build ## Run the MLLP listener on 127.0.0.1:2575 (PostgreSQL from DATABASE_URL, 127.0.0.1:5432 or a throwaway cluster)
+	@./scripts/deps
 	$(GO) run ./internal/devrun $(BIN)/mllp-listener $(ARGS)
 
 .PHONY: test
 test: ## Run every test (unit, corpus, fuzz seeds, integration against real PostgreSQL and TCP)
+	@./scripts/deps --test
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
