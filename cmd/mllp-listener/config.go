@@ -67,7 +67,12 @@ const (
 func parseConfig(fs *flag.FlagSet, args []string) (config, error) {
 	var c config
 	var errs []string
-	env := func(name string) (string, bool) { return os.LookupEnv(name) }
+	// An empty variable counts as unset, as shells and unit files often
+	// leave them that way.
+	env := func(name string) (string, bool) {
+		v := os.Getenv(name)
+		return v, v != ""
+	}
 	str := func(p *string, flagName, envName, def, usage string) {
 		if v, ok := env(envName); ok {
 			def = v
@@ -182,7 +187,7 @@ func (c config) ingestConfig() ingest.Config {
 
 func (c config) logAttrs() []any {
 	return []any{
-		"database_url", redactURL(c.DatabaseURL), "mllp_addr", c.MLLPAddr, "http_addr", c.HTTPAddr, "name", c.Name,
+		"database_url", redactURL(c.DatabaseURL), "http_addr", c.HTTPAddr, "name", c.Name,
 		"max_frame_size", c.MaxFrameSize, "idle_timeout", c.IdleTimeout, "frame_timeout", c.FrameTimeout,
 		"write_timeout", c.WriteTimeout, "keepalive", c.KeepAlive, "max_connections", c.MaxConnections, "max_discard", c.MaxDiscard,
 		"dedup_window", c.DedupWindow, "store_retry_budget", c.StoreRetryBudget, "on_store_failure", c.OnStoreFailure,

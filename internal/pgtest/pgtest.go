@@ -41,9 +41,12 @@ var (
 // migrating the template database.
 const setupTimeout = 2 * time.Minute
 
-// Main runs the package's tests and then stops a throwaway cluster if one
-// was started.
-func Main(m *testing.M) {
+// Main runs the package's tests, stops a throwaway cluster if one was
+// started, and exits with the tests' status.
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit, for a TestMain with its own clean-up.
+func Run(m *testing.M) int {
 	code := m.Run()
 	if server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -52,7 +55,7 @@ func Main(m *testing.M) {
 		}
 		cancel()
 	}
-	os.Exit(code)
+	return code
 }
 
 // ServerURL returns the URL of the server's maintenance database.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,6 +17,10 @@ import (
 
 	"github.com/aortahealth/aorta/migrations"
 )
+
+// idleInTransactionTimeout is how long the server lets one of our sessions
+// sit idle inside a transaction before ending it; see Open.
+const idleInTransactionTimeout = 5 * time.Second
 
 // Options configures Open.
 type Options struct {
@@ -39,6 +45,17 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// An ACK promises durability, so a server or role configured with
 	// synchronous_commit=off must not weaken it for our sessions.
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	// A listener that vanishes mid-transaction (network partition, power
+	// loss) leaves a backend idle in transaction holding the advisory
+	// locks on its messages' de-duplication keys, and every re-send of
+	// those messages would block behind it until TCP notices, by default
+	// hours later. Our transactions are never idle longer than one round
+	// trip, so the server may end such a session quickly; keep-alives
+	// catch a dead client outside a transaction.
+	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransactionTimeout.Milliseconds()))
+	cfg.ConnConfig.RuntimeParams["tcp_keepalives_idle"] = "30"
+	cfg.ConnConfig.RuntimeParams["tcp_keepalives_interval"] = "10"
+	cfg.ConnConfig.RuntimeParams["tcp_keepalives_count"] = "3"
 	if o.ApplicationName != "" {
 		cfg.ConnConfig.RuntimeParams["application_name"] = o.ApplicationName
 	}

@@ -1,0 +1,32 @@
+// Package integration holds Aorta's end-to-end tests: the real
+// mllp-listener binary, real TCP on 127.0.0.1 and a real PostgreSQL
+// database per test. It has no code of its own.
+//
+// The promise the tests prove is the listener's: a message it acknowledged
+// is never lost, and a message it could not store is never acknowledged.
+// They do so under load, with hostile peers, through database outages
+// (a cut or partitioned network, terminated sessions, a stopped and a
+// crashed server), kill -9 and a graceful shutdown, and against a
+// standard third-party MLLP client.
+//
+//	harness_test.go  TestMain (builds the binary once), starting, killing and
+//	                 restarting listeners, MLLP and database helpers
+//	stream_test.go   senders that re-send until ACKed, and the checks of the promise
+//	proxy_test.go    a TCP proxy that cuts or partitions the database network
+//	accept_test.go   load, duplicates, malformed messages, charsets, batches, 1 MiB
+//	peers_test.go    garbage, oversize and stalled frames, framing, connection limit
+//	outage_test.go   database outages, kill -9, graceful shutdown
+//	corpus_test.go   the shared third-party corpus over TCP
+//	interop_test.go  Debian's mllp_send
+//	admin_test.go    /healthz, /readyz, /metrics, the start-up log line
+//
+// Every test starts its own listener process on its own database
+// (internal/pgtest). Tests that disturb the database or the process (the
+// outage, kill and shutdown tests) do not run in parallel; the others do.
+// When the tests run with -race the listener is built with it too, and a
+// race it reports fails the test.
+//
+// Requirements, each a loud failure when missing: PostgreSQL (see
+// internal/pgtest), the shared HL7 corpus (AORTA_CORPUS_DIR, see
+// internal/testcorpus), and Debian's python3-hl7 for mllp_send.
+package integration
