@@ -39,10 +39,14 @@ type Server struct {
 // Ensure returns a reachable server, starting a throwaway cluster only when
 // neither DATABASE_URL nor the local server is usable.
 func Ensure(ctx context.Context, log *slog.Logger) (*Server, error) {
+	return ensure(ctx, log, os.Getenv("DATABASE_URL"), LocalURL)
+}
+
+func ensure(ctx context.Context, log *slog.Logger, databaseURL, localURL string) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if u := os.Getenv("DATABASE_URL"); u != "" {
+	if u := databaseURL; u != "" {
 		if err := Ping(ctx, u); err != nil {
 			// An explicit URL that does not work is an error, not a cue to
 			// silently use something else.
@@ -50,8 +54,8 @@ func Ensure(ctx context.Context, log *slog.Logger) (*Server, error) {
 		}
 		return &Server{URL: u, Source: "DATABASE_URL"}, nil
 	}
-	if err := Ping(ctx, LocalURL); err == nil {
-		return &Server{URL: LocalURL, Source: "local"}, nil
+	if err := Ping(ctx, localURL); err == nil {
+		return &Server{URL: localURL, Source: "local"}, nil
 	} else {
 		log.Info("no usable PostgreSQL on 127.0.0.1:5432, starting a throwaway cluster", "err", err)
 	}
