@@ -104,8 +104,8 @@ CREATE TABLE outbox (
 COMMENT ON TABLE outbox IS 'Work queue for the router: one row per accepted message, written in the same transaction as the message.';
 COMMENT ON COLUMN outbox.id IS 'Arrival order within the listener''s commits; the router applies one partition''s rows in id order.';
 COMMENT ON COLUMN outbox.message_id IS 'The message to route.';
-COMMENT ON COLUMN outbox.partition_key IS 'Non-negative 31-bit FNV-1a hash of patient_key (of the message id when there is no patient); routers own partitions as partition_key modulo their partition count, which keeps one patient''s messages in order.';
-COMMENT ON COLUMN outbox.patient_key IS 'Patient identifier the partition was derived from: PID-3 ID (the MR-typed repetition, else the first) and its assigning authority (or MSH-4 when absent), as "authority/id". NULL when the message names no patient.';
+COMMENT ON COLUMN outbox.partition_key IS 'Non-negative 31-bit FNV-1a hash of patient_key (of the message id when there is no patient), see pkg/patient; routers own partitions as partition_key modulo their partition count, which keeps one patient''s messages in order.';
+COMMENT ON COLUMN outbox.patient_key IS 'Patient the partition was derived from: the primary identifier (first non-empty PID-3 repetition) qualified by its assigning authority (MSH-4 when absent), as "authority/id". NULL when the message names no patient.';
 COMMENT ON COLUMN outbox.created_at IS 'When the row was committed (close to messages.received_at).';
 
 CREATE INDEX outbox_partition_idx ON outbox (partition_key, id);

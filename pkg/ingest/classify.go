@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/aortahealth/aorta/pkg/hl7"
+	"github.com/aortahealth/aorta/pkg/patient"
 	"github.com/aortahealth/aorta/pkg/store"
 )
 
@@ -74,7 +75,7 @@ func (in *Ingester) prepare(raw []byte, now time.Time, remote string) *prepared 
 		if partition == "" {
 			partition = id.String()
 		}
-		m.Outbox = &store.OutboxEntry{PartitionKey: store.PartitionKey(partition), PatientKey: pk}
+		m.Outbox = &store.OutboxEntry{PartitionKey: patient.Partition(partition), PatientKey: pk}
 	}
 	details := make([]hl7.ErrorDetail, 0, len(problems))
 	for _, pr := range problems {
@@ -166,41 +167,12 @@ func storeHeader(h hl7.Header) store.Header {
 }
 
 // patientKey names the patient a message is about, for per-patient order:
-// the PID-3 identifier typed MR (medical record number), else the first
-// non-empty one, qualified by its assigning authority, or by the sending
-// facility when the authority is absent (an MRN is only unique within its
-// issuer). Empty when the message has no PID or no identifier.
+// the primary identifier (first PID-3 repetition) qualified by its issuer.
+// Empty when the message names no patient.
 func patientKey(m *hl7.Message, h hl7.Header) string {
-	if m == nil {
+	id, ok := patient.Primary(m)
+	if !ok {
 		return ""
 	}
-	pid := m.Segment("PID", 1)
-	if pid == nil {
-		return ""
-	}
-	var id, authority string
-	for _, rep := range pid.Field(3).Repetitions() {
-		v := rep.Component(1).String()
-		if v == "" {
-			continue
-		}
-		mr := strings.EqualFold(rep.Component(5).String(), "MR")
-		if id == "" || mr {
-			id = v
-			auth := rep.Component(4)
-			if authority = auth.Subcomponent(1).String(); authority == "" {
-				authority = auth.Subcomponent(2).String()
-			}
-		}
-		if mr {
-			break
-		}
-	}
-	if id == "" {
-		return ""
-	}
-	if authority == "" {
-		authority = h.SendingFacility.String()
-	}
-	return authority + "/" + id
+	return id.Key(h.SendingFacility.String())
 }

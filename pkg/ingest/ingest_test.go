@@ -16,6 +16,7 @@ import (
 	"github.com/aortahealth/aorta/pkg/hl7"
 	"github.com/aortahealth/aorta/pkg/ingest"
 	"github.com/aortahealth/aorta/pkg/mllp"
+	"github.com/aortahealth/aorta/pkg/patient"
 	"github.com/aortahealth/aorta/pkg/store"
 )
 
@@ -91,15 +92,15 @@ func TestAcceptStoresAndAcknowledges(t *testing.T) {
 		t.Errorf("ACK MSH-3 = %q, want the inbound receiver AORTA (sender and receiver swapped)", app)
 	}
 	var raw []byte
-	var status, patient, ackCode string
+	var status, patientKey, ackCode string
 	var partition int32
 	h.query(t, `SELECT m.raw, m.status, m.ack_code, o.patient_key, o.partition_key FROM messages m JOIN outbox o ON o.message_id = m.id`, nil,
-		&raw, &status, &ackCode, &patient, &partition)
+		&raw, &status, &ackCode, &patientKey, &partition)
 	if !bytes.Equal(raw, frame) || status != "accepted" || ackCode != "AA" {
 		t.Errorf("stored raw equal=%v status=%s ack=%s", bytes.Equal(raw, frame), status, ackCode)
 	}
-	if patient != "HOSP/123456" || partition != store.PartitionKey("HOSP/123456") {
-		t.Errorf("patient key %q partition %d, want HOSP/123456 (the MR identifier)", patient, partition)
+	if patientKey != "HOSP/123456" || partition != patient.Partition("HOSP/123456") {
+		t.Errorf("patient key %q partition %d, want HOSP/123456 (the first PID-3 identifier)", patientKey, partition)
 	}
 }
 

@@ -414,12 +414,3 @@ func clean(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
-
-// PartitionKey hashes a patient key to the non-negative 31-bit partition
-// key stored in the outbox. It is part of the outbox contract: whoever
-// needs a patient's partition (a merge touches two) must use this function.
-func PartitionKey(s string) int32 {
-	h := fnv.New32a()
-	h.Write([]byte(s))
-	return int32(h.Sum32() & 0x7fffffff)
-}
