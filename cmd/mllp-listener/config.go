@@ -3,13 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
-	"log/slog"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/ingest"
 	"github.com/aortahealth/aorta/pkg/mllp"
 )
@@ -66,49 +64,8 @@ const (
 // parseConfig reads flags, with defaults taken from the environment.
 func parseConfig(fs *flag.FlagSet, args []string) (config, error) {
 	var c config
-	var errs []string
-	// An empty variable counts as unset, as shells and unit files often
-	// leave them that way.
-	env := func(name string) (string, bool) {
-		v := os.Getenv(name)
-		return v, v != ""
-	}
-	str := func(p *string, flagName, envName, def, usage string) {
-		if v, ok := env(envName); ok {
-			def = v
-		}
-		fs.StringVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
-	}
-	integer := func(p *int, flagName, envName string, def int, usage string) {
-		if v, ok := env(envName); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: not an integer", envName, v))
-			}
-			def = n
-		}
-		fs.IntVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
-	}
-	dur := func(p *time.Duration, flagName, envName string, def time.Duration, usage string) {
-		if v, ok := env(envName); ok {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: not a duration (e.g. 30s, 5m)", envName, v))
-			}
-			def = d
-		}
-		fs.DurationVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
-	}
-	boolean := func(p *bool, flagName, envName string, def bool, usage string) {
-		if v, ok := env(envName); ok {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				errs = append(errs, fmt.Sprintf("%s=%q: not a boolean", envName, v))
-			}
-			def = b
-		}
-		fs.BoolVar(p, flagName, def, fmt.Sprintf("%s (env %s)", usage, envName))
-	}
+	f := envflag.New(fs)
+	str, integer, dur, boolean := f.String, f.Int, f.Duration, f.Bool
 	host, _ := os.Hostname()
 
 	str(&c.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL connection URL (required), e.g. postgres://user@127.0.0.1:5432/aorta")
@@ -139,36 +96,16 @@ func parseConfig(fs *flag.FlagSet, args []string) (config, error) {
 
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", defaultShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight messages may take to commit and be acknowledged")
 
-	if err := fs.Parse(args); err != nil {
+	if err := f.Parse(args); err != nil {
 		return c, err
-	}
-	if len(errs) > 0 {
-		return c, fmt.Errorf("bad environment: %s", strings.Join(errs, "; "))
 	}
 	if c.DatabaseURL == "" {
 		return c, fmt.Errorf("no database: set DATABASE_URL or --database-url (make run does this for you)")
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := envflag.ParseLevel(c.LogLevel); err != nil {
 		return c, err
 	}
 	return c, nil
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return l, fmt.Errorf("log level %q: want debug, info, warn or error", s)
-	}
-	return l, nil
-}
-
-// redactURL hides a password in a connection URL for logging.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		return "(unparseable)"
-	}
-	return u.Redacted()
 }
 
 func (c config) ingestConfig() ingest.Config {
@@ -187,7 +124,7 @@ func (c config) ingestConfig() ingest.Config {
 
 func (c config) logAttrs() []any {
 	return []any{
-		"database_url", redactURL(c.DatabaseURL), "http_addr", c.HTTPAddr, "name", c.Name,
+		"database_url", envflag.RedactURL(c.DatabaseURL), "http_addr", c.HTTPAddr, "name", c.Name,
 		"max_frame_size", c.MaxFrameSize, "idle_timeout", c.IdleTimeout, "frame_timeout", c.FrameTimeout,
 		"write_timeout", c.WriteTimeout, "keepalive", c.KeepAlive, "max_connections", c.MaxConnections, "max_discard", c.MaxDiscard,
 		"dedup_window", c.DedupWindow, "store_retry_budget", c.StoreRetryBudget, "on_store_failure", c.OnStoreFailure,

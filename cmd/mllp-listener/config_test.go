@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aortahealth/aorta/internal/envflag"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -69,7 +71,7 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	if got := redactURL("postgres://aorta:s3cret@db:5432/aorta"); strings.Contains(got, "s3cret") {
+	if got := envflag.RedactURL("postgres://aorta:s3cret@db:5432/aorta"); strings.Contains(got, "s3cret") {
 		t.Errorf("redactURL leaked the password: %s", got)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/admin"
 	"github.com/aortahealth/aorta/pkg/ingest"
 	"github.com/aortahealth/aorta/pkg/mllp"
@@ -63,13 +64,16 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	level, _ := parseLevel(cfg.LogLevel)
+	level, _ := envflag.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	st, err := openStore(ctx, cfg, log)
+	st, err := store.OpenWait(ctx, cfg.DatabaseURL, store.Options{
+		ApplicationName: "aorta-mllp-listener",
+		MaxConns:        int32(cfg.DBMaxConns),
+	}, cfg.DBWait, log)
 	if err != nil {
 		return err
 	}
@@ -85,33 +89,6 @@ func run(args []string) error {
 		return nil
 	}
 	return serve(ctx, cfg, st, log)
-}
-
-// openStore connects, waiting up to DBWait for the database to answer.
-func openStore(ctx context.Context, cfg config, log *slog.Logger) (*store.Store, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
-		ApplicationName: "aorta-mllp-listener",
-		MaxConns:        int32(cfg.DBMaxConns),
-	})
-	if err != nil {
-		return nil, err
-	}
-	deadline := time.Now().Add(cfg.DBWait)
-	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
-		err := st.Ping(ctx)
-		if err == nil {
-			return st, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			st.Close()
-			return nil, fmt.Errorf("database not reachable after %s: %w", cfg.DBWait, err)
-		}
-		log.Warn("waiting for the database", "database_url", redactURL(cfg.DatabaseURL), "err", err)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-		}
-	}
 }
 
 func serve(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) error {

@@ -69,6 +69,34 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	return &Store{pool: pool}, nil
 }
 
+// OpenWait opens the store and waits up to wait for the database to answer,
+// so that a process started alongside PostgreSQL (or restarted during a
+// database restart) comes up by itself.
+func OpenWait(ctx context.Context, url string, o Options, wait time.Duration, log *slog.Logger) (*Store, error) {
+	st, err := Open(ctx, url, o)
+	if err != nil {
+		return nil, err
+	}
+	deadline := time.Now().Add(wait)
+	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 5*time.Second) {
+		err := st.Ping(ctx)
+		if err == nil {
+			return st, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			st.Close()
+			return nil, fmt.Errorf("database not reachable after %s: %w", wait, err)
+		}
+		if log != nil {
+			log.Warn("waiting for the database", "err", err, "retry_in", backoff)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+		}
+	}
+}
+
 // Close closes every connection.
 func (s *Store) Close() { s.pool.Close() }
 
