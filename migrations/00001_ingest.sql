@@ -47,6 +47,8 @@ CREATE TABLE messages (
     processing_id         text        NOT NULL DEFAULT '',
     version               text        NOT NULL DEFAULT '',
     character_set         text        NOT NULL DEFAULT '',
+    patient_key           text,
+    partition_key         integer     CHECK (partition_key >= 0),
     status                text        NOT NULL CHECK (status IN ('accepted', 'rejected', 'ignored')),
     ack_code              text        CHECK (ack_code IN ('AA', 'AE', 'AR', 'CA', 'CE', 'CR')),
     ack                   bytea,
@@ -79,6 +81,8 @@ COMMENT ON COLUMN messages.control_id IS 'MSH-10 message control ID assigned by 
 COMMENT ON COLUMN messages.processing_id IS 'MSH-11.1 processing ID: P (production), D (debugging) or T (training).';
 COMMENT ON COLUMN messages.version IS 'MSH-12.1 HL7 version, e.g. 2.5.1.';
 COMMENT ON COLUMN messages.character_set IS 'First repetition of MSH-18, empty when absent.';
+COMMENT ON COLUMN messages.patient_key IS 'Patient the message is about, "authority/id" from the first PID-3 repetition (see outbox.patient_key); NULL when it names none or was rejected.';
+COMMENT ON COLUMN messages.partition_key IS 'The outbox partition key of an accepted message, kept so that a replay queues it in the same lane.';
 COMMENT ON COLUMN messages.status IS 'accepted: stored and queued in outbox for the router; rejected: answered AR/AE/CR/CE and kept for inspection, not routed; ignored: an inbound acknowledgement (never acknowledged, not routed).';
 COMMENT ON COLUMN messages.ack_code IS 'MSA-1 of the acknowledgement we sent, NULL when none was sent (enhanced mode NE, or an inbound ACK).';
 COMMENT ON COLUMN messages.ack IS 'The acknowledgement message we sent, byte for byte; re-sent as is to a duplicate.';
@@ -91,6 +95,7 @@ COMMENT ON COLUMN messages.last_duplicate_at IS 'When the last duplicate re-send
 
 CREATE INDEX messages_dedup_idx ON messages (sending_application, sending_facility, control_id, received_at);
 CREATE INDEX messages_received_at_idx ON messages (received_at);
+CREATE INDEX messages_patient_idx ON messages (patient_key, received_at) WHERE patient_key IS NOT NULL;
 CREATE INDEX messages_batch_idx ON messages (batch_id) WHERE batch_id IS NOT NULL;
 
 CREATE TABLE outbox (

@@ -262,22 +262,28 @@ func queueInsertMessage(b *pgx.Batch, m *Message, batchID *uuid.UUID, batchIndex
 	if dups > 0 {
 		lastDup = &m.ReceivedAt
 	}
-	b.Queue(`INSERT INTO messages (id, received_at, listener, remote_addr, batch_id, batch_index, raw, raw_sha256,
-			sending_application, sending_facility, receiving_application, receiving_facility,
-			message_type, trigger_event, message_structure, control_id, processing_id, version, character_set,
-			status, ack_code, ack, error_code, error_location, error, control_id_reused, duplicate_count, last_duplicate_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)
-		ON CONFLICT (id) DO NOTHING`,
-		m.ID, m.ReceivedAt, clean(m.Listener), clean(m.RemoteAddr), batchID, batchIndex, m.Raw, m.sum[:],
-		clean(h.SendingApplication), clean(h.SendingFacility), clean(h.ReceivingApplication), clean(h.ReceivingFacility),
-		clean(h.MessageType), clean(h.TriggerEvent), clean(h.MessageStructure), clean(h.ControlID), clean(h.ProcessingID), clean(h.Version), clean(h.CharacterSet),
-		string(m.Status), ackCode, m.Ack, errCode, errLoc, errText, reused, dups, lastDup)
+	var patient *string
+	var partition *int32
 	if m.Outbox != nil {
-		var patient *string
+		partition = &m.Outbox.PartitionKey
 		if m.Outbox.PatientKey != "" {
 			p := clean(m.Outbox.PatientKey)
 			patient = &p
 		}
+	}
+	b.Queue(`INSERT INTO messages (id, received_at, listener, remote_addr, batch_id, batch_index, raw, raw_sha256,
+			sending_application, sending_facility, receiving_application, receiving_facility,
+			message_type, trigger_event, message_structure, control_id, processing_id, version, character_set,
+			status, ack_code, ack, error_code, error_location, error, control_id_reused, duplicate_count, last_duplicate_at,
+			patient_key, partition_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+		ON CONFLICT (id) DO NOTHING`,
+		m.ID, m.ReceivedAt, clean(m.Listener), clean(m.RemoteAddr), batchID, batchIndex, m.Raw, m.sum[:],
+		clean(h.SendingApplication), clean(h.SendingFacility), clean(h.ReceivingApplication), clean(h.ReceivingFacility),
+		clean(h.MessageType), clean(h.TriggerEvent), clean(h.MessageStructure), clean(h.ControlID), clean(h.ProcessingID), clean(h.Version), clean(h.CharacterSet),
+		string(m.Status), ackCode, m.Ack, errCode, errLoc, errText, reused, dups, lastDup,
+		patient, partition)
+	if m.Outbox != nil {
 		b.Queue(`INSERT INTO outbox (message_id, partition_key, patient_key) VALUES ($1, $2, $3) ON CONFLICT (message_id) DO NOTHING`,
 			m.ID, m.Outbox.PartitionKey, patient)
 	}
