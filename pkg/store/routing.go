@@ -1,0 +1,447 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Work is one outbox row ready for the router, with its message.
+type Work struct {
+	OutboxID   int64
+	MessageID  uuid.UUID
+	Lane       int16
+	PatientKey string // empty when the message names no patient
+	Attempts   int
+	Replay     bool
+	ReceivedAt time.Time
+	Raw        []byte
+}
+
+// ReadyWork returns up to limit rows of the given lanes that may be
+// processed now, in lane and id order. A row waits while an earlier row of
+// the same patient is in retry backoff: one patient's messages are applied
+// in arrival order, and a failing message holds back only its own patient.
+func (s *Store) ReadyWork(ctx context.Context, lanes []int16, limit int) ([]Work, error) {
+	if len(lanes) == 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT o.id, o.message_id, o.lane, coalesce(o.patient_key, ''), o.attempts, o.replay, m.received_at, m.raw
+		FROM outbox o JOIN messages m ON m.id = o.message_id
+		WHERE o.lane = ANY($1) AND o.available_at <= now()
+		  AND NOT EXISTS (
+			SELECT 1 FROM outbox e
+			WHERE e.patient_key = o.patient_key AND e.id < o.id AND e.available_at > now())
+		ORDER BY o.lane, o.id
+		LIMIT $2`, lanes, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read ready outbox rows: %w", err)
+	}
+	defer rows.Close()
+	var ws []Work
+	for rows.Next() {
+		var w Work
+		if err := rows.Scan(&w.OutboxID, &w.MessageID, &w.Lane, &w.PatientKey, &w.Attempts, &w.Replay, &w.ReceivedAt, &w.Raw); err != nil {
+			return nil, fmt.Errorf("scan outbox row: %w", err)
+		}
+		ws = append(ws, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read ready outbox rows: %w", err)
+	}
+	return ws, nil
+}
+
+// Routing statuses recorded in message_routing.
+const (
+	Routed       = "routed"
+	Unrouted     = "unrouted"
+	DeadLettered = "dead_lettered"
+)
+
+// Outcome of processing one outbox row, to be applied atomically.
+type Processed struct {
+	Work     Work
+	Status   string // Routed, Unrouted or DeadLettered
+	Routes   []string
+	Events   []EventRow
+	Warnings []Warning
+	// Error and ErrorRoute explain a dead letter.
+	Error      string
+	ErrorRoute string
+}
+
+// Warning is a problem that did not stop a message.
+type Warning struct {
+	Location string `json:"location"`
+	Reason   string `json:"reason"`
+}
+
+// EventRow is one event to insert, with the per-patient state it changes.
+type EventRow struct {
+	ID            uuid.UUID
+	Type          string
+	OccurredAt    time.Time
+	MessageID     uuid.UUID
+	PatientID     string
+	PatientKey    string
+	EncounterID   string
+	Source        string
+	Route         string
+	SchemaVersion int
+	Payload       []byte
+
+	Observation *ObservationRow // observation.* events
+	Patient     *PatientRow     // ADT events
+	Merge       *MergeRow       // patient.merged
+}
+
+// Observation state changes.
+const (
+	ObservationRecord  = "record"  // a new observation; never overwrites one already known
+	ObservationCorrect = "correct" // replaces the value it corrects
+	ObservationRetract = "retract" // marks it retracted (D or W)
+)
+
+// ObservationRow is the per-patient state an observation event sets.
+type ObservationRow struct {
+	Change     string // ObservationRecord, ObservationCorrect or ObservationRetract
+	Key        string
+	Parameter  string
+	CodeSystem string
+	Code       string
+	Numeric    string // exact decimal in the canonical unit, "" when not numeric
+	Text       string
+	Unit       string
+	Status     string
+	ObservedAt time.Time
+}
+
+// PatientRow is the administrative state an ADT event sets; empty fields
+// leave the stored value unchanged.
+type PatientRow struct {
+	Status   string
+	Location string
+}
+
+// MergeRow moves a prior patient's state to the surviving patient.
+type MergeRow struct {
+	PriorKey     string
+	SurvivingKey string
+}
+
+// ErrLeaseLost means the lane's lease expired or moved to another router
+// before the work committed; nothing was written.
+var ErrLeaseLost = errors.New("store: lane lease lost")
+
+// MergeWaitError means a merge cannot be applied yet because messages for
+// the prior patient that arrived before it are still queued; apply the
+// rows before OutboxID and retry the merge shortly.
+type MergeWaitError struct{ OutboxID int64 }
+
+func (e *MergeWaitError) Error() string {
+	return fmt.Sprintf("store: merge in outbox row %d waits for earlier messages of the prior patient", e.OutboxID)
+}
+
+// eventSeqLock serialises event inserts up to commit, so that events.seq
+// follows commit order and consumers tailing by seq never skip a row.
+const eventSeqLock = 7262732
+
+// Apply writes the events, state changes, routing outcomes and dead letters
+// of a batch of one lane's rows, and deletes the rows from the outbox, in
+// one transaction, only while the lease still holds. A crash at any point
+// leaves either all of it or none.
+func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Processed, lanes func(patientKey string) int16) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var ok bool
+		err := tx.QueryRow(ctx, `
+			SELECT true FROM router_lanes
+			WHERE lane = $1 AND owner = $2 AND fence = $3 AND lease_expires_at > now()
+			FOR SHARE`, lease.Lane, owner, lease.Fence).Scan(&ok)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrLeaseLost
+		}
+		if err != nil {
+			return fmt.Errorf("check lease: %w", err)
+		}
+		ids := make([]int64, len(batch))
+		for i, p := range batch {
+			ids[i] = p.Work.OutboxID
+		}
+		var claimed int
+		if err := tx.QueryRow(ctx, `
+			WITH c AS (SELECT id FROM outbox WHERE id = ANY($1) FOR UPDATE SKIP LOCKED)
+			SELECT count(*) FROM c`, ids).Scan(&claimed); err != nil {
+			return fmt.Errorf("claim outbox rows: %w", err)
+		}
+		if claimed != len(ids) {
+			// Someone else holds or finished some of them: applying the rest
+			// could reorder a patient's messages.
+			return ErrLeaseLost
+		}
+		if err := s.holdMergedPatients(ctx, tx, lease, batch, lanes); err != nil {
+			return err
+		}
+		links, err := resolveLinks(ctx, tx, batch)
+		if err != nil {
+			return err
+		}
+		if err := linkCorrections(ctx, tx, batch, links); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, eventSeqLock); err != nil {
+			return fmt.Errorf("event sequence lock: %w", err)
+		}
+		b := &pgx.Batch{}
+		now := time.Now()
+		for _, p := range batch {
+			for i := range p.Events {
+				queueEvent(b, &p.Events[i], links)
+			}
+			queueOutcome(b, p, now)
+		}
+		b.Queue(`DELETE FROM outbox WHERE id = ANY($1)`, ids)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("write events: %w", err)
+		}
+		return nil
+	})
+}
+
+// holdMergedPatients makes a merge wait for the prior patient's earlier
+// messages, and locks the prior patient's lane so that its router cannot
+// apply anything for that patient while the merge moves its state.
+func (s *Store) holdMergedPatients(ctx context.Context, tx pgx.Tx, lease Lease, batch []Processed, lanes func(string) int16) error {
+	for _, p := range batch {
+		for _, e := range p.Events {
+			if e.Merge == nil || e.Merge.PriorKey == "" {
+				continue
+			}
+			if other := lanes(e.Merge.PriorKey); other != lease.Lane {
+				if _, err := tx.Exec(ctx, `SELECT 1 FROM router_lanes WHERE lane = $1 FOR UPDATE`, other); err != nil {
+					return fmt.Errorf("lock prior patient's lane: %w", err)
+				}
+			}
+			var waiting bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM outbox WHERE patient_key = $1 AND id < $2)`,
+				e.Merge.PriorKey, p.Work.OutboxID).Scan(&waiting); err != nil {
+				return fmt.Errorf("check prior patient's queue: %w", err)
+			}
+			if waiting {
+				return &MergeWaitError{OutboxID: p.Work.OutboxID}
+			}
+		}
+	}
+	return nil
+}
+
+// resolveLinks maps every patient key in the batch that was merged away to
+// the surviving key, following chains of merges.
+func resolveLinks(ctx context.Context, tx pgx.Tx, batch []Processed) (map[string]string, error) {
+	var keys []string
+	seen := map[string]bool{}
+	for _, p := range batch {
+		for _, e := range p.Events {
+			if e.PatientKey != "" && !seen[e.PatientKey] {
+				seen[e.PatientKey] = true
+				keys = append(keys, e.PatientKey)
+			}
+		}
+	}
+	links := map[string]string{}
+	if len(keys) == 0 {
+		return links, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT prior_key, surviving_key FROM patient_links WHERE prior_key = ANY($1)`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read patient links: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var prior, surviving string
+		if err := rows.Scan(&prior, &surviving); err != nil {
+			return nil, fmt.Errorf("scan patient link: %w", err)
+		}
+		links[prior] = surviving
+	}
+	return links, rows.Err()
+}
+
+func stateKey(key string, links map[string]string) string {
+	if s, ok := links[key]; ok {
+		return s
+	}
+	return key
+}
+
+// linkCorrections fills payload.replaces of each correction with the event
+// that set the value it corrects, when that is known.
+func linkCorrections(ctx context.Context, tx pgx.Tx, batch []Processed, links map[string]string) error {
+	for _, p := range batch {
+		for i := range p.Events {
+			e := &p.Events[i]
+			if e.Observation == nil || e.Observation.Change != ObservationCorrect || e.PatientKey == "" {
+				continue
+			}
+			var prior uuid.UUID
+			err := tx.QueryRow(ctx, `SELECT event_id FROM observations WHERE patient_key = $1 AND observation_key = $2`,
+				stateKey(e.PatientKey, links), e.Observation.Key).Scan(&prior)
+			if errors.Is(err, pgx.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("look up corrected observation: %w", err)
+			}
+			var payload map[string]any
+			if err := json.Unmarshal(e.Payload, &payload); err != nil {
+				return fmt.Errorf("correction payload: %w", err)
+			}
+			payload["replaces"] = prior.String()
+			if e.Payload, err = json.Marshal(payload); err != nil {
+				return fmt.Errorf("correction payload: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	c := clean(s)
+	return &c
+}
+
+func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
+	b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
+		clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
+	key := stateKey(e.PatientKey, links)
+	if key == "" {
+		return
+	}
+	if o := e.Observation; o != nil {
+		var num *string
+		if o.Numeric != "" {
+			num = &o.Numeric
+		}
+		args := []any{key, o.Key, e.ID, e.MessageID, nullable(o.Parameter), clean(o.CodeSystem), clean(o.Code), num, nullable(o.Text), nullable(o.Unit), o.Status, o.ObservedAt}
+		const cols = `(patient_key, observation_key, event_id, message_id, parameter, code_system, code, value_numeric, value_text, unit, status, observed_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9, $10, $11, $12)`
+		switch o.Change {
+		case ObservationRecord:
+			// The first version stands; a later change must say C, D or W.
+			// A correction or retraction that arrived first is kept too.
+			b.Queue(`INSERT INTO observations `+cols+` ON CONFLICT (patient_key, observation_key) DO NOTHING`, args...)
+		case ObservationCorrect:
+			b.Queue(`INSERT INTO observations `+cols+`
+				ON CONFLICT (patient_key, observation_key) DO UPDATE SET
+					event_id = EXCLUDED.event_id, message_id = EXCLUDED.message_id, parameter = EXCLUDED.parameter,
+					value_numeric = EXCLUDED.value_numeric, value_text = EXCLUDED.value_text, unit = EXCLUDED.unit,
+					status = EXCLUDED.status, observed_at = EXCLUDED.observed_at, updated_at = now()
+				WHERE observations.status NOT IN ('D', 'W')`, args...)
+		case ObservationRetract:
+			// Kept as a marker even when the original is unknown, so that an
+			// original arriving late cannot bring a retracted value back.
+			b.Queue(`INSERT INTO observations `+cols+`
+				ON CONFLICT (patient_key, observation_key) DO UPDATE SET
+					event_id = EXCLUDED.event_id, message_id = EXCLUDED.message_id,
+					status = EXCLUDED.status, updated_at = now()`, args...)
+		}
+	}
+	if p := e.Patient; p != nil {
+		// Applied in clinical time: an older ADT event that arrives late
+		// does not overwrite the state a newer one set.
+		b.Queue(`INSERT INTO patients AS p (patient_key, patient_id, encounter_id, status, location, last_event_type, last_event_at, last_event_id)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+			ON CONFLICT (patient_key) DO UPDATE SET
+				patient_id = EXCLUDED.patient_id,
+				encounter_id = coalesce(EXCLUDED.encounter_id, p.encounter_id),
+				status = coalesce(EXCLUDED.status, p.status),
+				location = coalesce(EXCLUDED.location, p.location),
+				last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
+				last_event_id = EXCLUDED.last_event_id, updated_at = now()
+			WHERE p.last_event_at IS NULL OR p.last_event_at <= EXCLUDED.last_event_at`,
+			key, clean(e.PatientID), nullable(e.EncounterID), nullable(p.Status), nullable(p.Location), e.Type, e.OccurredAt, e.ID)
+	}
+	if m := e.Merge; m != nil && m.PriorKey != "" && m.PriorKey != key {
+		prior := clean(m.PriorKey)
+		b.Queue(`INSERT INTO patient_links (prior_key, surviving_key, event_id, merged_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (prior_key) DO UPDATE SET surviving_key = EXCLUDED.surviving_key, event_id = EXCLUDED.event_id, merged_at = EXCLUDED.merged_at`,
+			prior, key, e.ID, e.OccurredAt)
+		// Earlier merges into the prior patient now lead to the survivor.
+		b.Queue(`UPDATE patient_links SET surviving_key = $2 WHERE surviving_key = $1`, prior, key)
+		// The survivor's own version of an observation wins over the prior's.
+		b.Queue(`INSERT INTO observations (patient_key, observation_key, event_id, message_id, parameter, code_system, code,
+				value_numeric, value_text, unit, status, observed_at, updated_at)
+			SELECT $2, observation_key, event_id, message_id, parameter, code_system, code, value_numeric, value_text, unit, status, observed_at, now()
+			FROM observations WHERE patient_key = $1
+			ON CONFLICT (patient_key, observation_key) DO NOTHING`, prior, key)
+		b.Queue(`DELETE FROM observations WHERE patient_key = $1`, prior)
+		b.Queue(`UPDATE patients SET status = 'merged', updated_at = now() WHERE patient_key = $1`, prior)
+	}
+}
+
+func queueOutcome(b *pgx.Batch, p Processed, now time.Time) {
+	warnings, _ := json.Marshal(p.Warnings)
+	if p.Warnings == nil {
+		warnings = []byte("[]")
+	}
+	routes := p.Routes
+	if routes == nil {
+		routes = []string{}
+	}
+	b.Queue(`INSERT INTO message_routing (message_id, status, routes, events, warnings, attempts, routed_at, error)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status, routes = EXCLUDED.routes, events = EXCLUDED.events,
+			warnings = EXCLUDED.warnings, attempts = EXCLUDED.attempts, routed_at = EXCLUDED.routed_at, error = EXCLUDED.error`,
+		p.Work.MessageID, p.Status, routes, len(p.Events), warnings, p.Work.Attempts+1, now, nullable(p.Error))
+	if p.Status == DeadLettered {
+		b.Queue(`INSERT INTO dead_letters (message_id, patient_key, route, error, attempts) VALUES ($1, $2, $3, $4, $5)`,
+			p.Work.MessageID, nullable(p.Work.PatientKey), nullable(p.ErrorRoute), clean(p.Error), p.Work.Attempts+1)
+	}
+}
+
+// Fail records a failed attempt: the row waits backoff before the next one,
+// or, once attempts reach maxAttempts, becomes a dead letter so that the
+// patient's later messages can proceed.
+func (s *Store) Fail(ctx context.Context, w Work, reason, route string, backoff time.Duration, maxAttempts int) (deadLettered bool, err error) {
+	if w.Attempts+1 < maxAttempts {
+		_, err := s.pool.Exec(ctx, `UPDATE outbox SET attempts = attempts + 1, available_at = now() + $2::interval, last_error = $3 WHERE id = $1`,
+			w.OutboxID, backoff, clean(reason))
+		if err != nil {
+			return false, fmt.Errorf("record failed attempt: %w", err)
+		}
+		return false, nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		queueOutcome(b, Processed{Work: w, Status: DeadLettered, Error: reason, ErrorRoute: route}, time.Now())
+		b.Queue(`DELETE FROM outbox WHERE id = $1`, w.OutboxID)
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return false, fmt.Errorf("dead-letter message: %w", err)
+	}
+	return true, nil
+}
+
+// Defer delays a row without counting an attempt (a merge waiting for the
+// prior patient's earlier messages).
+func (s *Store) Defer(ctx context.Context, outboxID int64, d time.Duration) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET available_at = now() + $2::interval WHERE id = $1`, outboxID, d); err != nil {
+		return fmt.Errorf("defer outbox row: %w", err)
+	}
+	return nil
+}
