@@ -283,13 +283,14 @@ func stateKey(key string, links map[string]string) string {
 	return key
 }
 
-// linkCorrections fills payload.replaces of each correction with the event
-// that set the value it corrects, when that is known.
+// linkCorrections fills payload.replaces of each correction or retraction
+// with the event that set the value it replaces, when that is known.
 func linkCorrections(ctx context.Context, tx pgx.Tx, batch []Processed, links map[string]string) error {
 	for _, p := range batch {
 		for i := range p.Events {
 			e := &p.Events[i]
-			if e.Observation == nil || e.Observation.Change != ObservationCorrect || e.PatientKey == "" {
+			if e.Observation == nil || e.PatientKey == "" ||
+				(e.Observation.Change != ObservationCorrect && e.Observation.Change != ObservationRetract) {
 				continue
 			}
 			var prior uuid.UUID
@@ -301,17 +302,27 @@ func linkCorrections(ctx context.Context, tx pgx.Tx, batch []Processed, links ma
 			if err != nil {
 				return fmt.Errorf("look up corrected observation: %w", err)
 			}
-			var payload map[string]any
-			if err := json.Unmarshal(e.Payload, &payload); err != nil {
-				return fmt.Errorf("correction payload: %w", err)
-			}
-			payload["replaces"] = prior.String()
-			if e.Payload, err = json.Marshal(payload); err != nil {
-				return fmt.Errorf("correction payload: %w", err)
+			if e.Payload, err = SetReplaces(e.Payload, prior); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// SetReplaces sets payload.replaces of a correction or retraction to the
+// event it replaces.
+func SetReplaces(payload []byte, replaced uuid.UUID) ([]byte, error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, fmt.Errorf("correction payload: %w", err)
+	}
+	m["replaces"] = json.RawMessage(`"` + replaced.String() + `"`)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("correction payload: %w", err)
+	}
+	return out, nil
 }
 
 func nullable(s string) *string {

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/aortahealth/aorta/internal/envflag"
+	"github.com/aortahealth/aorta/pkg/admin"
+	"github.com/aortahealth/aorta/pkg/route"
+	"github.com/aortahealth/aorta/pkg/router"
+	"github.com/aortahealth/aorta/pkg/store"
+)
+
+const (
+	defaultHTTPAddr = "127.0.0.1:9576"
+	defaultDBWait   = 60 * time.Second
+	// defaultShutdownTimeout bounds finishing the batches in flight.
+	defaultShutdownTimeout = 30 * time.Second
+)
+
+// dbFlags are the flags every database-using subcommand shares.
+type dbFlags struct {
+	DatabaseURL string
+	LogLevel    string
+	AutoMigrate bool
+	DBWait      time.Duration
+	DBMaxConns  int
+}
+
+func (d *dbFlags) declare(f *envflag.Set) {
+	f.String(&d.DatabaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL connection URL (required)")
+	f.String(&d.LogLevel, "log-level", "LOG_LEVEL", "info", "log level: debug, info, warn or error (never patient data at info)")
+	f.Bool(&d.AutoMigrate, "migrate", "AUTO_MIGRATE", true, "apply pending database migrations at start-up")
+	f.Duration(&d.DBWait, "db-wait", "DB_WAIT", defaultDBWait, "how long start-up waits for the database")
+	f.Int(&d.DBMaxConns, "db-max-conns", "DB_MAX_CONNS", 8, "maximum database connections")
+}
+
+func (d *dbFlags) open(ctx context.Context) (*store.Store, *slog.Logger, error) {
+	if d.DatabaseURL == "" {
+		return nil, nil, errors.New("no database: set DATABASE_URL or --database-url")
+	}
+	level, err := envflag.ParseLevel(d.LogLevel)
+	if err != nil {
+		return nil, nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	st, err := store.OpenWait(ctx, d.DatabaseURL, store.Options{ApplicationName: "aorta-router", MaxConns: int32(d.DBMaxConns)}, d.DBWait, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d.AutoMigrate {
+		if _, err := st.Migrate(ctx, log); err != nil {
+			st.Close()
+			return nil, nil, err
+		}
+	}
+	return st, log, nil
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("router migrate", flag.ContinueOnError)
+	f := envflag.New(fs)
+	var d dbFlags
+	d.declare(f)
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	d.AutoMigrate = true
+	st, _, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	return nil
+}
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("router serve", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: router [serve] [flags]\n\nRuns the router: applies the outbox through routes.yaml and writes events.\nSIGHUP (or POST /api/v1/routes/reload) reloads the routes file; a bad file is\nrefused and the running routes stay. Flags override environment variables.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	f := envflag.New(fs)
+	var d dbFlags
+	d.declare(f)
+	var routesFile, httpAddr, id string
+	var rc router.Config
+	var shutdown time.Duration
+	f.String(&routesFile, "routes", "ROUTES_FILE", "routes.yaml", "routes file")
+	f.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "admin HTTP address: /healthz, /readyz, /metrics, /api/v1/routes; empty disables it")
+	f.String(&id, "id", "ROUTER_ID", "", "name of this router instance (default: hostname and a random suffix)")
+	f.Int(&rc.Workers, "workers", "ROUTER_WORKERS", router.DefaultWorkers, "lanes applied at once")
+	f.Int(&rc.BatchSize, "batch-size", "ROUTER_BATCH_SIZE", router.DefaultBatchSize, "outbox rows of one lane per transaction")
+	f.Duration(&rc.LeaseTTL, "lease-ttl", "ROUTER_LEASE_TTL", router.DefaultLeaseTTL, "lane lease duration; a dead router's lanes move after this")
+	f.Duration(&rc.PollInterval, "poll-interval", "ROUTER_POLL_INTERVAL", router.DefaultPollInterval, "fallback poll of the outbox when notifications are missed")
+	f.Int(&rc.MaxAttempts, "max-attempts", "ROUTER_MAX_ATTEMPTS", router.DefaultMaxAttempts, "processing attempts before a failing message becomes a dead letter")
+	f.Duration(&rc.RetryBackoff, "retry-backoff", "ROUTER_RETRY_BACKOFF", router.DefaultRetryBackoff, "first retry delay, doubling per attempt")
+	f.Duration(&rc.ApplyTimeout, "apply-timeout", "ROUTER_APPLY_TIMEOUT", router.DefaultApplyTimeout, "bound on one batch's transaction; a stuck one is rolled back and retried")
+	f.Duration(&shutdown, "shutdown-timeout", "SHUTDOWN_TIMEOUT", defaultShutdownTimeout, "on SIGTERM/SIGINT, how long batches in flight may take to commit")
+	if err := f.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	// The routes are checked before touching the database: a bad file
+	// stops start-up with its file, line, column and reason.
+	routes, err := loadRoutes(routesFile)
+	if err != nil {
+		return err
+	}
+	st, log, err := d.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rc.ID, rc.DatabaseURL, rc.Logger = id, d.DatabaseURL, log
+	rc.Metrics = router.NewMetrics(reg, st)
+	rt := router.New(st, routes, rc)
+
+	var reloadMu sync.Mutex
+	reload := func(reason string) error {
+		reloadMu.Lock()
+		defer reloadMu.Unlock()
+		next, err := loadRoutes(routesFile)
+		if err != nil {
+			rc.Metrics.ReloadRefused()
+			log.Error("routes reload refused; the running routes stay active", "file", routesFile, "trigger", reason, "err", err)
+			return err
+		}
+		rt.Reload(next)
+		log.Info("routes reloaded", "file", routesFile, "trigger", reason, "routes", len(next.Routes))
+		return nil
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				reload("SIGHUP")
+			}
+		}
+	}()
+
+	var httpSrv *http.Server
+	httpErr := make(chan error, 1)
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			return fmt.Errorf("listen for admin HTTP: %w", err)
+		}
+		mux := admin.Router(reg, map[string]admin.Check{
+			"database": st.Ping,
+			"notifications": func(context.Context) error {
+				if !rt.Listening() {
+					return errors.New("not listening for outbox notifications (polling)")
+				}
+				return nil
+			},
+		})
+		mux.Get("/api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, routesSummary(rt.Routes()))
+		})
+		mux.Post("/api/v1/routes/reload", func(w http.ResponseWriter, _ *http.Request) {
+			if err := reload("api"); err != nil {
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"reloaded": false, "error": err.Error()})
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "routes": len(rt.Routes().Routes)})
+		})
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { httpErr <- httpSrv.Serve(ln) }()
+		log.Info("admin HTTP listening", "addr", ln.Addr().String())
+	}
+
+	log.Info("router ready", "id", rt.ID(), "routes_file", routesFile, "routes", len(routes.Routes),
+		"database_url", envflag.RedactURL(d.DatabaseURL), "workers", rc.Workers, "batch_size", rc.BatchSize, "lease_ttl", rc.LeaseTTL)
+	runErr := make(chan error, 1)
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRun()
+	go func() { runErr <- rt.Run(runCtx) }()
+
+	var result error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: finishing batches in flight", "timeout", shutdown)
+	case err := <-httpErr:
+		result = fmt.Errorf("admin HTTP server stopped: %w", err)
+	case err := <-runErr:
+		return err
+	}
+	cancelRun()
+	select {
+	case err := <-runErr:
+		if err != nil && result == nil {
+			result = err
+		}
+	case <-time.After(shutdown):
+		log.Warn("shutdown timeout passed with batches in flight; they roll back and are retried")
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		httpSrv.Shutdown(sctx)
+		cancel()
+	}
+	log.Info("stopped")
+	return result
+}
+
+func loadRoutes(file string) (*route.Config, error) {
+	return route.Load(file, registry())
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// routesSummary describes the active routes for the API.
+func routesSummary(c *route.Config) map[string]any {
+	routes := make([]map[string]any, 0, len(c.Routes))
+	for _, r := range c.Routes {
+		routes = append(routes, map[string]any{
+			"name": r.Name, "description": r.Description, "events": r.Events, "handlers": r.Handlers,
+			"on_invalid": r.OnInvalid, "continue": r.Continue,
+		})
+	}
+	return map[string]any{"file": c.File, "routes": routes, "parameters": c.Parameters.Names()}
+}
