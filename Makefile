@@ -16,9 +16,9 @@ build: ## Build the binaries into bin/
 	$(GO) build $(GOFLAGS) -o $(BIN)/ ./cmd/...
 
 .PHONY: run
-run: build ## Run the MLLP listener on 127.0.0.1:2575 (PostgreSQL from DATABASE_URL, 127.0.0.1:5432 or a throwaway cluster)
+run: build ## Run the engine: MLLP listener on 127.0.0.1:2575 and router (PostgreSQL from DATABASE_URL, 127.0.0.1:5432 or a throwaway cluster)
 	@./scripts/deps
-	$(GO) run ./internal/devrun $(BIN)/mllp-listener $(ARGS)
+	$(GO) run ./internal/devrun $(BIN) $(ARGS)
 
 .PHONY: test
 test: ## Run every test (unit, corpus, fuzz seeds, integration against real PostgreSQL and TCP)

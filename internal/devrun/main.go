@@ -1,8 +1,9 @@
 // Command devrun is what `make run` executes: it finds PostgreSQL the way
 // the README promises (DATABASE_URL, else 127.0.0.1:5432, else a throwaway
-// cluster), makes sure the aorta database exists, then runs the listener
-// binary given as its first argument with DATABASE_URL set, and stops a
-// throwaway cluster when the listener exits.
+// cluster), makes sure the aorta database exists, then runs the engine —
+// the MLLP listener and the router, from the binaries in the directory
+// given as its first argument — with DATABASE_URL set. Ctrl-C stops both
+// gracefully, then a throwaway cluster.
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -25,27 +27,23 @@ const devDatabase = "aorta"
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: devrun path/to/mllp-listener [listener flags]")
+		fmt.Fprintln(os.Stderr, "usage: devrun BINDIR [listener flags]")
 		os.Exit(2)
 	}
-	code, err := run(os.Args[1], os.Args[2:])
-	if err != nil {
+	if err := run(os.Args[1], os.Args[2:]); err != nil {
 		fmt.Fprintln(os.Stderr, "make run:", err)
-		if code == 0 {
-			code = 1
-		}
+		os.Exit(1)
 	}
-	os.Exit(code)
 }
 
-func run(bin string, args []string) (int, error) {
+func run(bin string, listenerArgs []string) error {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
 	srv, err := pgenv.Ensure(ctx, log)
 	if err != nil {
-		return 1, err
+		return err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -57,35 +55,56 @@ func run(bin string, args []string) (int, error) {
 	dbURL := srv.URL
 	if srv.Source != "DATABASE_URL" {
 		if err := pgenv.EnsureDatabase(ctx, srv.URL, devDatabase); err != nil {
-			return 1, err
+			return err
 		}
 		if dbURL, err = pgenv.WithDatabase(srv.URL, devDatabase); err != nil {
-			return 1, err
+			return err
 		}
 	}
-	fmt.Fprintf(os.Stderr, "\nAorta: PostgreSQL from %s; starting the MLLP listener.\n"+
-		"Send HL7 v2 over MLLP to 127.0.0.1:2575 (unless --mllp-addr says otherwise);\n"+
-		"stored messages are in the messages table; metrics on http://127.0.0.1:9575/metrics.\n\n", srv.Source)
+	env := append(os.Environ(), "DATABASE_URL="+dbURL)
 
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return 1, fmt.Errorf("start listener: %w", err)
+	// The listener migrates the database; the router starts once it is up.
+	listener := exec.Command(filepath.Join(bin, "mllp-listener"), listenerArgs...)
+	router := exec.Command(filepath.Join(bin, "router"))
+	for _, c := range []*exec.Cmd{listener, router} {
+		c.Env, c.Stdout, c.Stderr = env, os.Stdout, os.Stderr
 	}
-	// Forward the interrupt so the listener drains gracefully; we wait for
-	// it either way before stopping its database.
-	go func() {
-		<-ctx.Done()
-		cmd.Process.Signal(syscall.SIGTERM)
-	}()
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		if ctx.Err() != nil {
-			return 0, nil
-		}
-		return exit.ExitCode(), nil
+	if err := listener.Start(); err != nil {
+		return fmt.Errorf("start listener: %w", err)
 	}
-	return 0, err
+	exited := make(chan string, 2)
+	go func() { listener.Wait(); exited <- "listener" }()
+	if err := router.Start(); err != nil {
+		listener.Process.Signal(syscall.SIGTERM)
+		<-exited
+		return fmt.Errorf("start router: %w", err)
+	}
+	go func() { router.Wait(); exited <- "router" }()
+
+	fmt.Fprintf(os.Stderr, "\nAorta is running (PostgreSQL from %s).\n"+
+		"  Send HL7 v2 over MLLP to 127.0.0.1:2575, e.g. mllp_send --loose --file msg.hl7 --port 2575 127.0.0.1\n"+
+		"  Stored messages: table messages; clinical events: table events (routes from routes.yaml)\n"+
+		"  Metrics: http://127.0.0.1:9575/metrics (listener), http://127.0.0.1:9576/metrics (router)\n"+
+		"  Ctrl-C stops both.\n\n", srv.Source)
+
+	var first string
+	select {
+	case <-ctx.Done():
+	case first = <-exited:
+	}
+	// Stop whatever still runs, gracefully, and wait for it.
+	for _, c := range []*exec.Cmd{listener, router} {
+		c.Process.Signal(syscall.SIGTERM) // an error only means it has exited
+	}
+	remaining := 2
+	if first != "" {
+		remaining = 1
+	}
+	for range remaining {
+		<-exited
+	}
+	if first != "" && ctx.Err() == nil {
+		return errors.New(first + " stopped unexpectedly; see its log above")
+	}
+	return nil
 }
