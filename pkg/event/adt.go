@@ -60,7 +60,7 @@ func (mp *mapper) adt() error {
 	if i := mp.first("EVN"); i >= 0 {
 		evn := mp.segs[i]
 		base.EventReason = codingAt(evn.Field(4), 1)
-		if s := evn.Field(2).Component(1).String(); s != "" {
+		if s := evn.Field(2).Component(1).String(); s != "" && s != `""` {
 			if t, err := mp.readTime(s); err == nil {
 				base.EventRecordedAt = opt(timeText(t))
 			} else {
@@ -162,7 +162,8 @@ func (mp *mapper) merges(typ string, occurred time.Time, base adtPayload) error 
 func (mp *mapper) adtTime() (time.Time, error) {
 	if i := mp.first("EVN"); i >= 0 {
 		for _, f := range []int{6, 2} {
-			if s := mp.segs[i].Field(f).Component(1).String(); s != "" {
+			// HL7's explicit null "" says "no value": fall back as for empty.
+			if s := mp.segs[i].Field(f).Component(1).String(); s != "" && s != `""` {
 				t, err := mp.readTime(s)
 				if err != nil {
 					return time.Time{}, &InvalidError{Location: mp.at(i, f), Reason: fmt.Sprintf("EVN-%d event time unreadable", f)}

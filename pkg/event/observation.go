@@ -281,7 +281,7 @@ func (mp *mapper) result(o *order, r *result, subjectOf func(*order) (*subject, 
 	if pl.Unit != nil {
 		ob.Unit = *pl.Unit
 	}
-	ob.Key = mp.observationKey(o, r, s.key, primary, alternate, observed)
+	ob.Key = mp.observationKey(o, r, primary, alternate, observed)
 	pl.ObservationKey = ob.Key
 
 	return mp.emit(r.pos, fmt.Sprintf("obx/%d", r.pos+1), Event{
@@ -637,7 +637,7 @@ func joinNotes(notes []string) *string {
 // code and sub-ID, and, for device streams (MDC codes, or no order
 // number), the observation time. A correction or retraction resent for the
 // same result has the same key.
-func (mp *mapper) observationKey(o *order, r *result, patientKey string, primary, alternate clinical.Code, observed time.Time) string {
+func (mp *mapper) observationKey(o *order, r *result, primary, alternate clinical.Code, observed time.Time) string {
 	obr := mp.segs[o.pos]
 	orderKind, orderNumber := "", ""
 	for _, f := range []struct {
@@ -655,7 +655,10 @@ func (mp *mapper) observationKey(o *order, r *result, patientKey string, primary
 		code = alternate
 	}
 	code = code.Normalized()
-	parts := []string{"v1", patientKey, orderKind, orderNumber, code.System, code.Code, r.subID}
+	// The patient is left out: state is keyed by (patient, observation), and
+	// a correction sent under the surviving identifier after a merge must
+	// find the result it corrects.
+	parts := []string{"v1", orderKind, orderNumber, code.System, code.Code, r.subID}
 	if code.System == clinical.MDC || orderNumber == "" {
 		parts = append(parts, timeText(observed))
 	}

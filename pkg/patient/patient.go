@@ -38,11 +38,13 @@ func FromCX(e hl7.Element) Identifier {
 	return Identifier{ID: e.Component(1).String(), Authority: a, Type: e.Component(5).String()}
 }
 
-// Identifiers returns every non-empty repetition of a CX field, in order.
+// Identifiers returns every repetition of a CX field that carries an ID,
+// in order. HL7's explicit null ("") is no identifier: taken literally it
+// would make one phantom patient of everyone sent that way.
 func Identifiers(f hl7.Element) []Identifier {
 	var ids []Identifier
 	for _, rep := range f.Repetitions() {
-		if id := FromCX(rep); id.ID != "" {
+		if id := FromCX(rep); id.ID != "" && id.ID != `""` {
 			ids = append(ids, id)
 		}
 	}

@@ -32,7 +32,7 @@ func RunTests(tf *route.TestFile, routes *route.Config) []TestResult {
 	results := make([]TestResult, 0, len(tf.Tests))
 	for _, t := range tf.Tests {
 		res := TestResult{Name: t.Name, Line: t.Line}
-		known := map[[2]string]uuid.UUID{} // (patient key, observation key) -> event
+		known := map[[2]string]observed{} // (patient key, observation key) -> current version
 		for i, tm := range t.Messages {
 			// Deterministic IDs keep event IDs stable between runs.
 			id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(fmt.Sprintf("%s#%d", t.Name, i)))
@@ -56,8 +56,10 @@ func RunTests(tf *route.TestFile, routes *route.Config) []TestResult {
 }
 
 // linkInMemory does what the store does in its transaction: corrections
-// and retractions name the event they replace.
-func linkInMemory(events []store.EventRow, known map[[2]string]uuid.UUID) {
+// and retractions name the event they replace, and the observation state
+// follows the same rules (a recorded value stands unless it was
+// preliminary).
+func linkInMemory(events []store.EventRow, known map[[2]string]observed) {
 	for i := range events {
 		e := &events[i]
 		o := e.Observation
@@ -68,18 +70,26 @@ func linkInMemory(events []store.EventRow, known map[[2]string]uuid.UUID) {
 		prior, seen := known[k]
 		switch o.Change {
 		case store.ObservationRecord:
-			if !seen {
-				known[k] = e.ID
+			if !seen || (prior.status == "P" && o.Status != "P") {
+				known[k] = observed{e.ID, o.Status}
 			}
 		case store.ObservationCorrect, store.ObservationRetract:
 			if seen {
-				if p, err := store.SetReplaces(e.Payload, prior); err == nil {
+				if p, err := store.SetReplaces(e.Payload, prior.event); err == nil {
 					e.Payload = p
 				}
 			}
-			known[k] = e.ID
+			if !seen || prior.status != "D" && prior.status != "W" || o.Change == store.ObservationRetract {
+				known[k] = observed{e.ID, o.Status}
+			}
 		}
 	}
+}
+
+// observed is the current version of an observation in a route test.
+type observed struct {
+	event  uuid.UUID
+	status string
 }
 
 func check(label string, exp *route.Expectation, p store.Processed) []string {

@@ -352,9 +352,16 @@ func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8::numeric, $9, $10, $11, $12)`
 		switch o.Change {
 		case ObservationRecord:
-			// The first version stands; a later change must say C, D or W.
-			// A correction or retraction that arrived first is kept too.
-			b.Queue(`INSERT INTO observations `+cols+` ON CONFLICT (patient_key, observation_key) DO NOTHING`, args...)
+			// The first version stands and a later change must say C, D or W;
+			// a correction or retraction that arrived first is kept too. The
+			// one exception: a result recorded as preliminary (P) is
+			// superseded when the final (or device) result is recorded.
+			b.Queue(`INSERT INTO observations `+cols+`
+				ON CONFLICT (patient_key, observation_key) DO UPDATE SET
+					event_id = EXCLUDED.event_id, message_id = EXCLUDED.message_id, parameter = EXCLUDED.parameter,
+					value_numeric = EXCLUDED.value_numeric, value_text = EXCLUDED.value_text, unit = EXCLUDED.unit,
+					status = EXCLUDED.status, observed_at = EXCLUDED.observed_at, updated_at = now()
+				WHERE observations.status = 'P' AND EXCLUDED.status <> 'P'`, args...)
 		case ObservationCorrect:
 			b.Queue(`INSERT INTO observations `+cols+`
 				ON CONFLICT (patient_key, observation_key) DO UPDATE SET

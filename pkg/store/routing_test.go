@@ -314,3 +314,27 @@ func TestReplayQueuesMatchingMessagesOnce(t *testing.T) {
 		t.Errorf("replayed rows = %d, want 2 with their patient keys", n)
 	}
 }
+
+func TestFinalResultSupersedesPreliminary(t *testing.T) {
+	t.Parallel()
+	s, url := pgtest.NewStore(t)
+	ctx := context.Background()
+	leases := leaseAll(t, s, "r1")
+	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
+	for i, step := range []struct{ status, value string }{{"P", "1.0"}, {"F", "1.4"}, {"F", "9.9"}} {
+		ms := queue(t, s, "H/1")
+		work, _ := s.ReadyWork(ctx, allLanes(), 10)
+		ev := store.EventRow{ID: uuid.New(), Type: "observation.recorded", OccurredAt: at, MessageID: ms[0].ID,
+			PatientID: "1", PatientKey: "H/1", Source: "LAB^HOSP", Route: "lab", SchemaVersion: 1, Payload: []byte(`{}`),
+			Observation: &store.ObservationRow{Change: store.ObservationRecord, Key: "lactate-1", Parameter: "lactate",
+				CodeSystem: "LN", Code: "2524-7", Numeric: step.value, Unit: "mmol/L", Status: step.status, ObservedAt: at}}
+		if err := s.Apply(ctx, "r1", leases[work[0].Lane], []store.Processed{{Work: work[0], Status: store.Routed, Events: []store.EventRow{ev}}}, laneOf); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+	}
+	// P is superseded by the first F; the second F (a plain resend) is not a
+	// correction and changes nothing.
+	if n := count(t, url, "SELECT count(*) FROM observations WHERE observation_key = 'lactate-1' AND value_numeric = 1.4 AND status = 'F'"); n != 1 {
+		t.Error("the final result did not supersede the preliminary one, or a plain resend overwrote it")
+	}
+}
