@@ -20,6 +20,18 @@
 //	interop_test.go  Debian's mllp_send
 //	admin_test.go    /healthz, /readyz, /metrics, the start-up log line
 //
+// and the router's, which run the real router binary next to the listener
+// (routes of their own in testdata/router) and check the events, routing
+// outcomes and per-patient state it writes:
+//
+//	router_harness_test.go  starting, killing and diagnosing routers; reading
+//	                        events and state; exactly-once and order checks
+//	router_test.go          every message family, event by event
+//	router_state_test.go    late, out-of-order, corrected, retracted, merged
+//	router_ops_test.go      dead letters and retries, replay, reload, admin
+//	router_faults_test.go   kill -9, two routers, database outages, silently
+//	                        dead connections, backlog fairness, latency
+//
 // Every test starts its own listener process on its own database
 // (internal/pgtest). Tests that disturb the database or the process (the
 // outage, kill and shutdown tests) do not run in parallel; the others do.

@@ -58,6 +58,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	listenerBin, err = buildListener(dir)
+	if err == nil {
+		routerBin, err = buildRouter(dir) // router_harness_test.go
+	}
 	code := 1
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)

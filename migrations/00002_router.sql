@@ -165,7 +165,7 @@ CREATE TABLE patients (
 );
 
 COMMENT ON TABLE patients IS 'Per-patient administrative state from ADT events, applied in clinical time: an older event arriving late never overwrites a newer one.';
-COMMENT ON COLUMN patients.status IS 'admitted, registered, preadmitted or discharged, from the latest ADT event that changes it.';
+COMMENT ON COLUMN patients.status IS 'admitted, registered, preadmitted, discharged or admission_cancelled, from the latest ADT event that changes it; merged once the patient was merged into another (patient_links).';
 COMMENT ON COLUMN patients.location IS 'Assigned location (PV1-3) as point of care^room^bed.';
 COMMENT ON COLUMN patients.last_event_at IS 'Clinical time of the ADT event the state reflects.';
 

@@ -80,6 +80,7 @@ func (r *Router) applyBatch(ctx context.Context, lease store.Lease, batch []stor
 		if derr := r.store.Defer(ctx, wait.OutboxID, mergeRetryDelay); derr != nil {
 			return derr
 		}
+		time.AfterFunc(mergeRetryDelay, r.signal) // no notification ends a wait
 		return errStop
 	case store.IsTransient(err):
 		// The rows stay in the outbox; the next dispatch tries again.
@@ -121,6 +122,7 @@ func (r *Router) fail(ctx context.Context, w store.Work, cause error, route stri
 		r.cfg.Logger.Error("message dead-lettered after retries", "message_id", w.MessageID, "attempts", w.Attempts+1, "err", cause)
 		return
 	}
+	time.AfterFunc(backoff, r.signal) // no notification ends a backoff
 	r.cfg.Logger.Warn("message failed; will retry", "message_id", w.MessageID, "attempt", w.Attempts+1, "retry_in", backoff, "err", cause)
 }
 

@@ -66,6 +66,11 @@ func Process(routes *route.Config, w store.Work) (p store.Processed, err error) 
 			return p, fmt.Errorf("route %s: %w", rt.Name, merr)
 		}
 		for _, e := range res.Events {
+			if reason := tooLong(e); reason != "" {
+				p.Status, p.Error, p.ErrorRoute = store.DeadLettered, reason, rt.Name
+				p.Events, p.Warnings = nil, nil
+				return p, nil
+			}
 			p.Events = append(p.Events, eventRow(e))
 		}
 		for _, wn := range res.Warnings {
@@ -74,6 +79,24 @@ func Process(routes *route.Config, w store.Work) (p store.Processed, err error) 
 	}
 	p.Status = store.Routed
 	return p, nil
+}
+
+// maxIdentifierLength bounds the identifiers the events table indexes. A
+// longer one is not a real identifier (MSH-10 and CX.1 allow a few dozen
+// characters) and would exceed PostgreSQL's index entry size, failing the
+// insert on every retry; it is refused at once instead.
+const maxIdentifierLength = 256
+
+func tooLong(e event.Event) string {
+	for _, f := range []struct{ name, v string }{
+		{"patient identifier (PID-3)", e.PatientID}, {"patient key", e.PatientKey},
+		{"visit number (PV1-19)", e.EncounterID}, {"source (MSH-3/MSH-4)", e.Source},
+	} {
+		if len(f.v) > maxIdentifierLength {
+			return fmt.Sprintf("%s longer than %d bytes", f.name, maxIdentifierLength)
+		}
+	}
+	return ""
 }
 
 // process is Process with the router's own bookkeeping.

@@ -198,7 +198,11 @@ func (r *Router) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 	if len(free) == 0 || slots <= 0 {
 		return
 	}
-	work, err := r.store.ReadyWork(ctx, free, r.cfg.BatchSize*slots)
+	// Every database call is bounded: behind a NAT that silently drops
+	// idle connections, an unbounded read would hang the router for good.
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
+	work, err := r.store.ReadyWork(rctx, free, r.cfg.BatchSize*slots)
+	cancel()
 	if err != nil {
 		if ctx.Err() == nil {
 			r.cfg.Logger.Warn("read outbox", "err", err)
@@ -247,7 +251,10 @@ func (r *Router) keepLeases(ctx context.Context) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		if err := r.balance(ctx); err != nil && ctx.Err() == nil {
+		bctx, cancel := context.WithTimeout(ctx, every)
+		err := r.balance(bctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
 			r.cfg.Logger.Warn("lane leases", "err", err)
 			// Without renewals the leases lapse; stop claiming work on them
 			// before they do.
@@ -326,10 +333,24 @@ func (r *Router) listenOnce(ctx context.Context) error {
 	r.listenOK.Store(true)
 	r.signal() // rows may have arrived while we were not listening
 	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
+		// A connection that died silently (a dropped NAT entry) would wait
+		// for ever: after a quiet poll interval, prove it alive with a ping.
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err == nil {
+			r.signal()
+			continue
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
 			return err
 		}
-		r.signal()
+		pctx, cancel := context.WithTimeout(ctx, r.cfg.PollInterval)
+		err = conn.Ping(pctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("notification connection dead: %w", err)
+		}
 	}
 }
 

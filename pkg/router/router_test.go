@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,4 +264,21 @@ func enqueueKeyed(t testing.TB, st *store.Store, key, raw string) []uuid.UUID {
 		t.Fatal(err)
 	}
 	return []uuid.UUID{msg.ID}
+}
+
+func TestOversizedIdentifierIsDeadLetteredAtOnce(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := loadRoutes(t, testRoutes)
+	huge := strings.Repeat("V", 300)
+	raw := "MSH|^~\\&|ADT|HOSP|AORTA|HOSP|20261126120000||ADT^A01|BIG|P|2.5\rEVN|A01|20261126115500\rPID|||P7^^^HOSP^MR\rPV1||I|||||||||||||||||" + huge + "\r"
+	ids := enqueue(t, st, raw)
+	run(t, st, url, routes, "r")
+	waitDrained(t, url, 1)
+	var attempts int
+	var reason string
+	query(t, url, `SELECT attempts, error FROM dead_letters WHERE message_id = $1`, []any{ids[0]}, &attempts, &reason)
+	if attempts != 1 || !strings.Contains(reason, "PV1-19") || strings.Contains(reason, huge) {
+		t.Errorf("dead letter after %d attempts, reason %.80q; want 1 attempt naming PV1-19 without the value", attempts, reason)
+	}
 }

@@ -24,7 +24,8 @@ type Work struct {
 }
 
 // ReadyWork returns up to limit rows of the given lanes that may be
-// processed now, in lane and id order. A row waits while an earlier row of
+// processed now, oldest first: each lane's rows in order, and no lane
+// starved by a busier one. A row waits while an earlier row of
 // the same patient is in retry backoff: one patient's messages are applied
 // in arrival order, and a failing message holds back only its own patient.
 func (s *Store) ReadyWork(ctx context.Context, lanes []int16, limit int) ([]Work, error) {
@@ -38,7 +39,7 @@ func (s *Store) ReadyWork(ctx context.Context, lanes []int16, limit int) ([]Work
 		  AND NOT EXISTS (
 			SELECT 1 FROM outbox e
 			WHERE e.patient_key = o.patient_key AND e.id < o.id AND e.available_at > now())
-		ORDER BY o.lane, o.id
+		ORDER BY o.id
 		LIMIT $2`, lanes, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read ready outbox rows: %w", err)
@@ -195,9 +196,6 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 		if err != nil {
 			return err
 		}
-		if err := linkCorrections(ctx, tx, batch, links); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, eventSeqLock); err != nil {
 			return fmt.Errorf("event sequence lock: %w", err)
 		}
@@ -283,33 +281,6 @@ func stateKey(key string, links map[string]string) string {
 	return key
 }
 
-// linkCorrections fills payload.replaces of each correction or retraction
-// with the event that set the value it replaces, when that is known.
-func linkCorrections(ctx context.Context, tx pgx.Tx, batch []Processed, links map[string]string) error {
-	for _, p := range batch {
-		for i := range p.Events {
-			e := &p.Events[i]
-			if e.Observation == nil || e.PatientKey == "" ||
-				(e.Observation.Change != ObservationCorrect && e.Observation.Change != ObservationRetract) {
-				continue
-			}
-			var prior uuid.UUID
-			err := tx.QueryRow(ctx, `SELECT event_id FROM observations WHERE patient_key = $1 AND observation_key = $2`,
-				stateKey(e.PatientKey, links), e.Observation.Key).Scan(&prior)
-			if errors.Is(err, pgx.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("look up corrected observation: %w", err)
-			}
-			if e.Payload, err = SetReplaces(e.Payload, prior); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // SetReplaces sets payload.replaces of a correction or retraction to the
 // event it replaces.
 func SetReplaces(payload []byte, replaced uuid.UUID) ([]byte, error) {
@@ -334,11 +305,24 @@ func nullable(s string) *string {
 }
 
 func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
-	b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
-		e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
-		clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
 	key := stateKey(e.PatientKey, links)
+	// A correction or retraction names the event whose value it replaces:
+	// the observation's current version, read by this statement, which
+	// runs after the state changes of the batch's earlier events and
+	// before this event's own.
+	var replacesKey *string
+	if o := e.Observation; o != nil && key != "" && (o.Change == ObservationCorrect || o.Change == ObservationRetract) {
+		replacesKey = &o.Key
+	}
+	b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+			CASE WHEN $13::text IS NULL THEN $11::jsonb
+			ELSE jsonb_set($11::jsonb, '{replaces}', coalesce(
+				(SELECT to_jsonb(event_id::text) FROM observations WHERE patient_key = $12 AND observation_key = $13), 'null'::jsonb))
+			END)
+		ON CONFLICT (id) DO NOTHING`,
+		e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
+		clean(e.Source), e.Route, e.SchemaVersion, e.Payload, key, replacesKey)
 	if key == "" {
 		return
 	}
@@ -384,17 +368,28 @@ func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
 		b.Queue(`INSERT INTO patients AS p (patient_key, patient_id, encounter_id, status, location, last_event_type, last_event_at, last_event_id)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 			ON CONFLICT (patient_key) DO UPDATE SET
-				patient_id = EXCLUDED.patient_id,
+				-- A message naming a merged-away identifier updates the
+				-- survivor's state but not the survivor's own identifier.
+				patient_id = CASE WHEN $9 THEN p.patient_id ELSE EXCLUDED.patient_id END,
 				encounter_id = coalesce(EXCLUDED.encounter_id, p.encounter_id),
 				status = coalesce(EXCLUDED.status, p.status),
 				location = coalesce(EXCLUDED.location, p.location),
 				last_event_type = EXCLUDED.last_event_type, last_event_at = EXCLUDED.last_event_at,
 				last_event_id = EXCLUDED.last_event_id, updated_at = now()
 			WHERE p.last_event_at IS NULL OR p.last_event_at <= EXCLUDED.last_event_at`,
-			key, clean(e.PatientID), nullable(e.EncounterID), nullable(p.Status), nullable(p.Location), e.Type, e.OccurredAt, e.ID)
+			key, clean(e.PatientID), nullable(e.EncounterID), nullable(p.Status), nullable(p.Location), e.Type, e.OccurredAt, e.ID,
+			key != e.PatientKey)
 	}
 	if m := e.Merge; m != nil && m.PriorKey != "" && m.PriorKey != key {
 		prior := clean(m.PriorKey)
+		// Later events of this batch naming the prior patient already
+		// belong to the survivor.
+		for k, v := range links {
+			if v == prior {
+				links[k] = key
+			}
+		}
+		links[prior] = key
 		b.Queue(`INSERT INTO patient_links (prior_key, surviving_key, event_id, merged_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (prior_key) DO UPDATE SET surviving_key = EXCLUDED.surviving_key, event_id = EXCLUDED.event_id, merged_at = EXCLUDED.merged_at`,
 			prior, key, e.ID, e.OccurredAt)
