@@ -201,7 +201,7 @@ func (r *Router) dispatch(ctx context.Context, workers *sync.WaitGroup) {
 	// Every database call is bounded: behind a NAT that silently drops
 	// idle connections, an unbounded read would hang the router for good.
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
-	work, err := r.store.ReadyWork(rctx, free, r.cfg.BatchSize*slots)
+	work, err := r.store.ReadyWork(rctx, free, slots, r.cfg.BatchSize)
 	cancel()
 	if err != nil {
 		if ctx.Err() == nil {

@@ -23,24 +23,39 @@ type Work struct {
 	Raw        []byte
 }
 
-// ReadyWork returns up to limit rows of the given lanes that may be
-// processed now, oldest first: each lane's rows in order, and no lane
-// starved by a busier one. A row waits while an earlier row of
-// the same patient is in retry backoff: one patient's messages are applied
-// in arrival order, and a failing message holds back only its own patient.
-func (s *Store) ReadyWork(ctx context.Context, lanes []int16, limit int) ([]Work, error) {
-	if len(lanes) == 0 {
+// ReadyWork returns the rows that may be processed now from at most
+// maxLanes of the given lanes, up to perLane rows each: the lanes whose
+// oldest ready row is oldest come first, so no lane starves behind a
+// busier one, while each lane still yields a whole batch for one
+// transaction. Rows come in lane order of that age, each lane's in id
+// order. A row waits while an earlier row of the same patient is in retry
+// backoff: one patient's messages are applied in arrival order, and a
+// failing message holds back only its own patient.
+func (s *Store) ReadyWork(ctx context.Context, lanes []int16, maxLanes, perLane int) ([]Work, error) {
+	if len(lanes) == 0 || maxLanes <= 0 {
 		return nil, nil
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT o.id, o.message_id, o.lane, coalesce(o.patient_key, ''), o.attempts, o.replay, m.received_at, m.raw
-		FROM outbox o JOIN messages m ON m.id = o.message_id
-		WHERE o.lane = ANY($1) AND o.available_at <= now()
-		  AND NOT EXISTS (
-			SELECT 1 FROM outbox e
-			WHERE e.patient_key = o.patient_key AND e.id < o.id AND e.available_at > now())
-		ORDER BY o.id
-		LIMIT $2`, lanes, limit)
+		WITH oldest AS (
+			SELECT l.lane, f.id AS first_id
+			FROM unnest($1::smallint[]) AS l(lane)
+			CROSS JOIN LATERAL (
+				SELECT o.id FROM outbox o WHERE o.lane = l.lane AND o.available_at <= now()
+				ORDER BY o.id LIMIT 1) f
+			ORDER BY f.id
+			LIMIT $2)
+		SELECT w.id, w.message_id, w.lane, w.patient_key, w.attempts, w.replay, w.received_at, w.raw
+		FROM oldest l
+		CROSS JOIN LATERAL (
+			SELECT o.id, o.message_id, o.lane, coalesce(o.patient_key, '') AS patient_key, o.attempts, o.replay, m.received_at, m.raw
+			FROM outbox o JOIN messages m ON m.id = o.message_id
+			WHERE o.lane = l.lane AND o.available_at <= now()
+			  AND NOT EXISTS (
+				SELECT 1 FROM outbox e
+				WHERE e.patient_key = o.patient_key AND e.id < o.id AND e.available_at > now())
+			ORDER BY o.id
+			LIMIT $3) w
+		ORDER BY l.first_id, w.id`, lanes, maxLanes, perLane)
 	if err != nil {
 		return nil, fmt.Errorf("read ready outbox rows: %w", err)
 	}

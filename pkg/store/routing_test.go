@@ -116,7 +116,7 @@ func TestReadyWorkHoldsAPatientBehindItsBackoff(t *testing.T) {
 	s, _ := pgtest.NewStore(t)
 	ctx := context.Background()
 	ms := queue(t, s, "H/1", "H/2", "H/1", "H/1")
-	work, err := s.ReadyWork(ctx, allLanes(), 100)
+	work, err := s.ReadyWork(ctx, allLanes(), store.Lanes, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestReadyWorkHoldsAPatientBehindItsBackoff(t *testing.T) {
 	if _, err := s.Fail(ctx, first, "boom", "r", time.Hour, 5); err != nil {
 		t.Fatal(err)
 	}
-	work, err = s.ReadyWork(ctx, allLanes(), 100)
+	work, err = s.ReadyWork(ctx, allLanes(), store.Lanes, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestApplyWritesEventsStateAndCompletesTheOutbox(t *testing.T) {
 	ctx := context.Background()
 	ms := queue(t, s, "H/1")
 	leases := leaseAll(t, s, "r1")
-	work, err := s.ReadyWork(ctx, allLanes(), 10)
+	work, err := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("ready = %v, %v", work, err)
 	}
@@ -180,7 +180,7 @@ func TestApplyWritesEventsStateAndCompletesTheOutbox(t *testing.T) {
 
 	// A correction replaces the value and points at what it replaces.
 	ms2 := queue(t, s, "H/1")
-	work, _ = s.ReadyWork(ctx, allLanes(), 10)
+	work, _ = s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 	corr := ev
 	corr.ID, corr.Type, corr.MessageID = uuid.New(), "observation.corrected", ms2[0].ID
 	corr.Observation = &store.ObservationRow{Change: store.ObservationCorrect, Key: "k1", Parameter: "heart_rate",
@@ -203,7 +203,7 @@ func TestApplyRefusesALostLease(t *testing.T) {
 	ctx := context.Background()
 	queue(t, s, "H/1")
 	leases := leaseAll(t, s, "r1")
-	work, _ := s.ReadyWork(ctx, allLanes(), 10)
+	work, _ := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 	stale := leases[work[0].Lane]
 	stale.Fence-- // the lease was lost and re-acquired since
 	err := s.Apply(ctx, "r1", stale, []store.Processed{{Work: work[0], Status: store.Unrouted}}, laneOf)
@@ -221,7 +221,7 @@ func TestMergeWaitsForThePriorPatientsEarlierMessages(t *testing.T) {
 	ctx := context.Background()
 	ms := queue(t, s, "H/old", "H/new")
 	leases := leaseAll(t, s, "r1")
-	work, _ := s.ReadyWork(ctx, allLanes(), 10)
+	work, _ := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 	var mergeWork, priorWork store.Work
 	for _, w := range work {
 		if w.MessageID == ms[1].ID {
@@ -262,7 +262,7 @@ func TestFailDeadLettersAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
 	ms := queue(t, s, "H/1")
 	for attempt := range 3 {
-		work, err := s.ReadyWork(ctx, allLanes(), 10)
+		work, err := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestFinalResultSupersedesPreliminary(t *testing.T) {
 	at := time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC)
 	for i, step := range []struct{ status, value string }{{"P", "1.0"}, {"F", "1.4"}, {"F", "9.9"}} {
 		ms := queue(t, s, "H/1")
-		work, _ := s.ReadyWork(ctx, allLanes(), 10)
+		work, _ := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 		ev := store.EventRow{ID: uuid.New(), Type: "observation.recorded", OccurredAt: at, MessageID: ms[0].ID,
 			PatientID: "1", PatientKey: "H/1", Source: "LAB^HOSP", Route: "lab", SchemaVersion: 1, Payload: []byte(`{}`),
 			Observation: &store.ObservationRow{Change: store.ObservationRecord, Key: "lactate-1", Parameter: "lactate",
@@ -336,5 +336,53 @@ func TestFinalResultSupersedesPreliminary(t *testing.T) {
 	// correction and changes nothing.
 	if n := count(t, url, "SELECT count(*) FROM observations WHERE observation_key = 'lactate-1' AND value_numeric = 1.4 AND status = 'F'"); n != 1 {
 		t.Error("the final result did not supersede the preliminary one, or a plain resend overwrote it")
+	}
+}
+
+func TestReadyWorkServesTheOldestLaneFirst(t *testing.T) {
+	t.Parallel()
+	s, _ := pgtest.NewStore(t)
+	ctx := context.Background()
+	// Three patients in three different lanes, the quiet one's message oldest.
+	keys := []string{}
+	for i := 0; len(keys) < 3; i++ {
+		k := fmt.Sprintf("H/%d", i)
+		distinct := true
+		for _, o := range keys {
+			if laneOf(o) == laneOf(k) {
+				distinct = false
+			}
+		}
+		if distinct {
+			keys = append(keys, k)
+		}
+	}
+	quiet, busyA, busyB := keys[0], keys[1], keys[2]
+	first := queue(t, s, quiet)
+	var busy []string
+	for range 20 {
+		busy = append(busy, busyA, busyB)
+	}
+	queue(t, s, busy...)
+	work, err := s.ReadyWork(ctx, allLanes(), 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(work) != 1 || work[0].MessageID != first[0].ID {
+		t.Fatalf("with one lane allowed, got %d rows starting %v; want the quiet patient's older message", len(work), work)
+	}
+	work, err = s.ReadyWork(ctx, allLanes(), 3, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perLane := map[int16]int{}
+	for i, w := range work {
+		perLane[w.Lane]++
+		if i > 0 && work[i-1].Lane == w.Lane && work[i-1].OutboxID > w.OutboxID {
+			t.Errorf("lane %d rows out of order", w.Lane)
+		}
+	}
+	if len(perLane) != 3 || perLane[laneOf(busyA)] != 5 || perLane[laneOf(quiet)] != 1 {
+		t.Errorf("rows per lane %v, want 3 lanes, up to 5 rows each", perLane)
 	}
 }
