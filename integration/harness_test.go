@@ -32,19 +32,19 @@ import (
 // depends on: each is the most a poll or an exchange may take before the
 // test fails with what it saw.
 const (
-	// buildTimeout bounds building the listener binary (a cold build
-	// cache with -race takes a minute on a small machine).
+	// buildTimeout bounds building the listener and router binaries (a
+	// cold build cache with -race takes a minute on a small machine).
 	buildTimeout = 5 * time.Minute
-	// startTimeout bounds a listener's start-up, from exec to the log
-	// line that says it is ready.
+	// startTimeout bounds a listener's or router's start-up, from exec to
+	// the log line that says it is ready.
 	startTimeout = 30 * time.Second
-	// stopTimeout bounds the wait for a listener to exit after SIGTERM
-	// (it is larger than any --shutdown-timeout the tests set).
+	// stopTimeout bounds the wait for a listener or router to exit after
+	// SIGTERM (it is larger than any --shutdown-timeout the tests set).
 	stopTimeout = 30 * time.Second
 	// ioTimeout bounds one MLLP exchange or one database query in a test
 	// that does not disturb the database.
 	ioTimeout = 10 * time.Second
-	// logTailLines is how much of a listener's log a failing test prints.
+	// logTailLines is how much of a process's log a failing test prints.
 	logTailLines = 200
 )
 
@@ -57,9 +57,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		os.Exit(1)
 	}
-	listenerBin, err = buildListener(dir)
+	listenerBin, err = buildBinary(dir, "mllp-listener", "github.com/aortahealth/aorta/cmd/mllp-listener")
 	if err == nil {
-		routerBin, err = buildRouter(dir) // router_harness_test.go
+		routerBin, err = buildBinary(dir, "router", "github.com/aortahealth/aorta/cmd/router") // router_harness_test.go
 	}
 	code := 1
 	if err != nil {
@@ -71,16 +71,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildListener builds cmd/mllp-listener into dir, with the race detector
-// when the tests themselves run with it, so that a data race in the
-// listener under these tests' load fails them.
-func buildListener(dir string) (string, error) {
-	bin := filepath.Join(dir, "mllp-listener")
+// buildBinary builds the command package pkg into dir/name, with the race
+// detector when the tests themselves run with it, so that a data race in
+// the listener or the router under these tests' load fails them.
+func buildBinary(dir, name, pkg string) (string, error) {
+	bin := filepath.Join(dir, name)
 	args := []string{"build", "-o", bin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/aortahealth/aorta/cmd/mllp-listener")
+	args = append(args, pkg)
 	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
@@ -90,120 +90,106 @@ func buildListener(dir string) (string, error) {
 	return bin, nil
 }
 
-// listener is one mllp-listener process started by a test.
-type listener struct {
-	t     *testing.T
-	dbURL string
-	extra []string // arguments after the harness's own
-	cmd   *exec.Cmd
-	log   *procLog
+// --- processes ---
 
-	MLLPAddr string // bound MLLP address, read back from the log
-	HTTPAddr string // bound admin HTTP address
+// proc is one process of a binary a test started (a listener or a
+// router): its output, line by line, and its exit. listener and routerProc
+// embed it.
+type proc struct {
+	t    *testing.T
+	name string // "listener" or "router", in the harness's messages
+	// panicMsg is the log message with which the program reports a panic
+	// it recovered from; a panic it did not recover from prints "panic:".
+	panicMsg string
+	// cleanStop requires status 0 when the harness ends the process with
+	// SIGTERM as the test ends.
+	cleanStop bool
+	cmd       *exec.Cmd
+	log       *procLog
 
 	exited chan struct{} // closed when the process has exited and its output is read
 	state  *os.ProcessState
+	// stopping is set when the test or the harness ended the process on
+	// purpose: with SIGTERM (a clean exit is then required, by stop, or at
+	// cleanup with cleanStop), SIGKILL or SIGQUIT.
+	stopping syscall.Signal
 }
 
-// startListener runs the real binary against dbURL on 127.0.0.1 ports the
-// kernel picks, waits until its log says it is ready, and stops it with
-// SIGTERM when the test ends (printing its log if the test failed). It
-// keeps the database pool small: PostgreSQL here allows 100 connections
-// and tests run in parallel. extraArgs come last, so they override.
-func startListener(t *testing.T, dbURL string, extraArgs ...string) *listener {
+// logField is a value a process logs once it is up: the first string
+// field key of the JSON record whose msg starts with msg.
+type logField struct{ msg, key string }
+
+// start runs bin with args and env, waits until its log has given every
+// one of fields (the bound addresses, say), and returns their values in
+// order. When the test ends the process is stopped with SIGTERM, and its
+// log printed if the test failed.
+func (p *proc) start(t *testing.T, bin string, args, env []string, fields ...logField) []string {
 	t.Helper()
-	args := append([]string{
-		"--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-		"--log-level", "debug", "--db-max-conns", "4",
-	}, extraArgs...)
-	l := &listener{t: t, dbURL: dbURL, extra: extraArgs, log: &procLog{}, exited: make(chan struct{})}
-	l.cmd = exec.Command(listenerBin, args...)
-	l.cmd.Env = listenerEnv(dbURL)
-	l.cmd.SysProcAttr = childProcAttr()
+	p.t, p.log, p.exited = t, &procLog{}, make(chan struct{})
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = env
+	p.cmd.SysProcAttr = childProcAttr()
 	// Stdout and stderr share one pipe, so that the log keeps their order.
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatalf("pipe: %v", err)
 	}
-	l.cmd.Stdout, l.cmd.Stderr = w, w
-	if err := l.cmd.Start(); err != nil {
+	p.cmd.Stdout, p.cmd.Stderr = w, w
+	if err := p.cmd.Start(); err != nil {
 		r.Close()
 		w.Close()
-		t.Fatalf("start %s: %v", listenerBin, err)
+		t.Fatalf("start %s: %v", bin, err)
 	}
 	w.Close()
+	values := make([]string, len(fields))
 	ready := make(chan struct{})
-	go l.readLog(r, ready)
-	t.Cleanup(l.cleanup)
+	go p.readLog(r, fields, values, ready)
+	t.Cleanup(p.cleanup)
 
 	timer := time.NewTimer(startTimeout)
 	defer timer.Stop()
 	select {
 	case <-ready:
-		t.Logf("listener pid %d: MLLP %s, admin %s", l.cmd.Process.Pid, l.MLLPAddr, l.HTTPAddr)
-		return l
-	case <-l.exited:
-		t.Fatalf("listener exited during start-up (%v); log:\n%s", l.state, l.log.tail(logTailLines))
+		return values
+	case <-p.exited:
+		t.Fatalf("%s exited during start-up (%v); log:\n%s", p.name, p.state, p.log.tail(logTailLines))
 	case <-timer.C:
-		t.Fatalf("listener not ready within %v; log:\n%s", startTimeout, l.log.tail(logTailLines))
+		t.Fatalf("%s not ready within %v; log:\n%s", p.name, startTimeout, p.log.tail(logTailLines))
 	}
 	return nil
 }
 
-// restart starts a new listener on the same database with the same
-// arguments, as an operator or systemd would after a crash.
-func (l *listener) restart(t *testing.T) *listener {
-	t.Helper()
-	return startListener(t, l.dbURL, l.extra...)
-}
-
-// listenerEnv is the environment of a listener: only what a process needs
-// to run, plus DATABASE_URL. The developer's own settings (MLLP_ADDR,
-// ON_STORE_FAILURE, ...) must not change what a test runs.
-func listenerEnv(dbURL string) []string {
-	env := []string{"DATABASE_URL=" + dbURL}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GORACE"} {
-		if v, ok := os.LookupEnv(k); ok {
-			env = append(env, k+"="+v)
-		}
-	}
-	return env
-}
-
-// readLog keeps every output line, learns the bound addresses from the
-// start-up lines, and reaps the process once its output ends.
-func (l *listener) readLog(r io.ReadCloser, ready chan<- struct{}) {
-	defer close(l.exited)
+// readLog keeps every output line, reads fields from the start-up lines
+// into values (closing ready once all are known, and writing no more), and
+// reaps the process once its output ends.
+func (p *proc) readLog(r io.ReadCloser, fields []logField, values []string, ready chan<- struct{}) {
+	defer close(p.exited)
 	defer r.Close()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 4<<20)
 	signalled := false
-	var httpAddr, mllpAddr string
 	for sc.Scan() {
 		line := sc.Text()
-		l.log.add(line)
+		p.log.add(line)
 		if signalled {
 			continue
 		}
 		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
+			Msg string `json:"msg"`
 		}
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			continue
 		}
-		switch {
-		case rec.Msg == "admin HTTP listening":
-			httpAddr = rec.Addr
-		case strings.HasPrefix(rec.Msg, "mllp-listener ready"):
-			// The first mllp_addr: the line once also carried the
-			// configured address (127.0.0.1:0) under the same key, after
-			// the bound one; TestReadyLogLineNamesBoundAddress guards
-			// against that coming back.
-			mllpAddr = firstStringField([]byte(line), "mllp_addr")
+		known := 0
+		for i, f := range fields {
+			if strings.HasPrefix(rec.Msg, f.msg) {
+				values[i] = firstStringField([]byte(line), f.key)
+			}
+			if values[i] != "" {
+				known++
+			}
 		}
-		if httpAddr != "" && mllpAddr != "" {
-			l.HTTPAddr, l.MLLPAddr = httpAddr, mllpAddr
+		if known == len(fields) {
 			signalled = true
 			close(ready)
 		}
@@ -211,8 +197,8 @@ func (l *listener) readLog(r io.ReadCloser, ready chan<- struct{}) {
 	// Drain anything a scanner error left, so the child never blocks on
 	// a full pipe.
 	io.Copy(io.Discard, r)
-	l.cmd.Wait()
-	l.state = l.cmd.ProcessState
+	p.cmd.Wait()
+	p.state = p.cmd.ProcessState
 }
 
 // firstStringField returns the first top-level string value of key in a
@@ -241,35 +227,39 @@ func firstStringField(obj []byte, key string) string {
 	return ""
 }
 
-func (l *listener) cleanup() {
-	if !l.hasExited() {
-		l.signal(syscall.SIGTERM)
-		if !l.waitExit(stopTimeout) {
-			l.t.Errorf("listener pid %d still running %v after SIGTERM; killing it", l.cmd.Process.Pid, stopTimeout)
-			l.signal(syscall.SIGKILL)
-			l.waitExit(stopTimeout)
+func (p *proc) cleanup() {
+	if !p.hasExited() {
+		p.stopping = syscall.SIGTERM
+		p.signal(syscall.SIGTERM)
+		if !p.waitExit(stopTimeout) {
+			p.t.Errorf("%s pid %d still running %v after SIGTERM; killing it", p.name, p.cmd.Process.Pid, stopTimeout)
+			p.signal(syscall.SIGKILL)
+			p.waitExit(stopTimeout)
 		}
 	}
-	if l.log.contains("WARNING: DATA RACE") {
-		l.t.Errorf("the race detector reported a data race in the listener")
+	if p.cleanStop && p.stopping == syscall.SIGTERM && p.state != nil && !p.state.Success() {
+		p.t.Errorf("%s pid %d exited with %v after SIGTERM, want status 0", p.name, p.cmd.Process.Pid, p.state)
 	}
-	if l.log.contains("panic:") || l.log.contains("handler panicked") {
-		l.t.Errorf("the listener panicked")
+	if p.log.contains("WARNING: DATA RACE") {
+		p.t.Errorf("the race detector reported a data race in the %s", p.name)
 	}
-	if l.t.Failed() {
-		l.t.Logf("listener pid %d (%v) log, last %d lines:\n%s", l.cmd.Process.Pid, l.state, logTailLines, l.log.tail(logTailLines))
+	if p.log.contains("panic:") || (p.panicMsg != "" && p.log.contains(p.panicMsg)) {
+		p.t.Errorf("the %s panicked", p.name)
 	}
-}
-
-func (l *listener) signal(sig os.Signal) {
-	if err := l.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		l.t.Errorf("signal %v to listener: %v", sig, err)
+	if p.t.Failed() {
+		p.t.Logf("%s pid %d (%v) log, last %d lines:\n%s", p.name, p.cmd.Process.Pid, p.state, logTailLines, p.log.tail(logTailLines))
 	}
 }
 
-func (l *listener) hasExited() bool {
+func (p *proc) signal(sig os.Signal) {
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		p.t.Errorf("signal %v to %s: %v", sig, p.name, err)
+	}
+}
+
+func (p *proc) hasExited() bool {
 	select {
-	case <-l.exited:
+	case <-p.exited:
 		return true
 	default:
 		return false
@@ -277,25 +267,98 @@ func (l *listener) hasExited() bool {
 }
 
 // waitExit waits up to d for the process to exit.
-func (l *listener) waitExit(d time.Duration) bool {
+func (p *proc) waitExit(d time.Duration) bool {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
 	select {
-	case <-l.exited:
+	case <-p.exited:
 		return true
 	case <-timer.C:
 		return false
 	}
 }
 
-// kill ends the listener with SIGKILL, as a crash or the OOM killer
-// would, and waits until it is gone.
-func (l *listener) kill(t *testing.T) {
+// kill ends the process with SIGKILL, as a crash or the OOM killer would,
+// and waits until it is gone.
+func (p *proc) kill(t *testing.T) {
 	t.Helper()
-	l.signal(syscall.SIGKILL)
-	if !l.waitExit(stopTimeout) {
-		t.Fatalf("listener pid %d still running after SIGKILL", l.cmd.Process.Pid)
+	p.stopping = syscall.SIGKILL
+	p.signal(syscall.SIGKILL)
+	if !p.waitExit(stopTimeout) {
+		t.Fatalf("%s pid %d still running after SIGKILL", p.name, p.cmd.Process.Pid)
 	}
+}
+
+// stop ends the process with SIGTERM and requires a clean exit: for the
+// router, batches in flight finish and the lanes are released.
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	p.stopping = syscall.SIGTERM
+	p.signal(syscall.SIGTERM)
+	if !p.waitExit(stopTimeout) {
+		t.Fatalf("%s pid %d still running %v after SIGTERM", p.name, p.cmd.Process.Pid, stopTimeout)
+	}
+	if !p.state.Success() {
+		t.Fatalf("%s pid %d exited with %v after SIGTERM, want status 0; log:\n%s", p.name, p.cmd.Process.Pid, p.state, p.log.tail(logTailLines))
+	}
+}
+
+// --- the listener ---
+
+// listener is one mllp-listener process started by a test.
+type listener struct {
+	proc
+	dbURL string
+	extra []string // arguments after the harness's own
+
+	MLLPAddr string // bound MLLP address, read back from the log
+	HTTPAddr string // bound admin HTTP address
+}
+
+// startListener runs the real binary against dbURL on 127.0.0.1 ports the
+// kernel picks, waits until its log says it is ready, and stops it with
+// SIGTERM when the test ends (printing its log if the test failed). It
+// keeps the database pool small: PostgreSQL here allows 100 connections
+// and tests run in parallel. extraArgs come last, so they override.
+func startListener(t *testing.T, dbURL string, extraArgs ...string) *listener {
+	t.Helper()
+	args := append([]string{
+		"--mllp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--log-level", "debug", "--db-max-conns", "4",
+	}, extraArgs...)
+	// cleanStop is off: the listener's exit status after SIGTERM is left
+	// to the tests that check it (TestGracefulShutdown).
+	l := &listener{proc: proc{name: "listener", panicMsg: "handler panicked"}, dbURL: dbURL, extra: extraArgs}
+	addrs := l.start(t, listenerBin, args, listenerEnv(dbURL),
+		logField{"admin HTTP listening", "addr"},
+		// The first mllp_addr: the line once also carried the configured
+		// address (127.0.0.1:0) under the same key, after the bound one;
+		// TestReadyLogLineNamesBoundAddress guards against that coming
+		// back.
+		logField{"mllp-listener ready", "mllp_addr"})
+	l.HTTPAddr, l.MLLPAddr = addrs[0], addrs[1]
+	t.Logf("listener pid %d: MLLP %s, admin %s", l.cmd.Process.Pid, l.MLLPAddr, l.HTTPAddr)
+	return l
+}
+
+// restart starts a new listener on the same database with the same
+// arguments, as an operator or systemd would after a crash.
+func (l *listener) restart(t *testing.T) *listener {
+	t.Helper()
+	return startListener(t, l.dbURL, l.extra...)
+}
+
+// listenerEnv is the environment of a listener (or a router): only what a
+// process needs to run, plus DATABASE_URL. The developer's own settings
+// (MLLP_ADDR, ON_STORE_FAILURE, ...) must not change what a test runs.
+func listenerEnv(dbURL string) []string {
+	env := []string{"DATABASE_URL=" + dbURL}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GORACE"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 // procLog is a process's output, line by line.

@@ -1,15 +1,11 @@
 package integration
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -25,9 +21,10 @@ import (
 	"github.com/aortahealth/aorta/pkg/mllp"
 )
 
-// This file extends the harness to the router: building and running the
-// real cmd/router binary next to the listener, and the database reads the
-// router tests share (events, routing outcomes, per-patient state).
+// This file extends the harness to the router: running the real
+// cmd/router binary (TestMain builds it) next to the listener, and the
+// database reads the router tests share (events, routing outcomes,
+// per-patient state).
 
 // routerBin is the router binary TestMain built.
 var routerBin string
@@ -36,86 +33,36 @@ var routerBin string
 // listener stored, in tests that do not disturb it.
 const drainTimeout = 30 * time.Second
 
-// buildRouter builds cmd/router into dir, with -race when the tests run
-// with it, as buildListener does for the listener.
-func buildRouter(dir string) (string, error) {
-	bin := filepath.Join(dir, "router")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	args = append(args, "github.com/aortahealth/aorta/cmd/router")
-	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "go", args...).CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
-	}
-	return bin, nil
-}
-
 // routerProc is one router process started by a test.
 type routerProc struct {
-	t      *testing.T
+	proc
 	dbURL  string
 	routes string
 	extra  []string
-	cmd    *exec.Cmd
-	log    *procLog
 
 	HTTPAddr string // bound admin address, read back from the log
 	ID       string // instance name from the ready line
-
-	exited chan struct{} // closed once the process exited and its output is read
-	state  *os.ProcessState
-	// stopping is set when the test ended the process on purpose, with
-	// SIGTERM (a clean exit is then required) or SIGKILL.
-	stopping syscall.Signal
 }
 
 // startRouter runs the real router against dbURL with routesFile, its admin
 // HTTP on a 127.0.0.1 port the kernel picks, and waits for its ready line.
 // The pool is kept small (PostgreSQL here allows 100 connections and tests
 // run in parallel). extraArgs come last, so they override. The process is
-// stopped with SIGTERM when the test ends, and its log printed if the test
-// failed.
+// stopped with SIGTERM when the test ends, which must end it with status 0,
+// and its log printed if the test failed.
 func startRouter(t *testing.T, dbURL, routesFile string, extraArgs ...string) *routerProc {
 	t.Helper()
 	args := append([]string{"serve",
 		"--routes", routesFile, "--http-addr", "127.0.0.1:0", "--database-url", dbURL,
 		"--log-level", "debug", "--db-max-conns", "4",
 	}, extraArgs...)
-	r := &routerProc{t: t, dbURL: dbURL, routes: routesFile, extra: extraArgs, log: &procLog{}, exited: make(chan struct{})}
-	r.cmd = exec.Command(routerBin, args...)
-	r.cmd.Env = listenerEnv(dbURL) // the same minimal environment
-	r.cmd.SysProcAttr = childProcAttr()
-	rd, w, err := os.Pipe()
-	if err != nil {
-		t.Fatalf("pipe: %v", err)
-	}
-	r.cmd.Stdout, r.cmd.Stderr = w, w
-	if err := r.cmd.Start(); err != nil {
-		rd.Close()
-		w.Close()
-		t.Fatalf("start %s: %v", routerBin, err)
-	}
-	w.Close()
-	ready := make(chan struct{})
-	go r.readLog(rd, ready)
-	t.Cleanup(r.cleanup)
-
-	timer := time.NewTimer(startTimeout)
-	defer timer.Stop()
-	select {
-	case <-ready:
-		t.Logf("router pid %d (%s): admin %s, routes %s %v", r.cmd.Process.Pid, r.ID, r.HTTPAddr, filepath.Base(routesFile), extraArgs)
-		return r
-	case <-r.exited:
-		t.Fatalf("router exited during start-up (%v); log:\n%s", r.state, r.log.tail(logTailLines))
-	case <-timer.C:
-		t.Fatalf("router not ready within %v; log:\n%s", startTimeout, r.log.tail(logTailLines))
-	}
-	return nil
+	r := &routerProc{proc: proc{name: "router", panicMsg: "processing panicked", cleanStop: true},
+		dbURL: dbURL, routes: routesFile, extra: extraArgs}
+	got := r.start(t, routerBin, args, listenerEnv(dbURL), // the same minimal environment
+		logField{"admin HTTP listening", "addr"}, logField{"router ready", "id"})
+	r.HTTPAddr, r.ID = got[0], got[1]
+	t.Logf("router pid %d (%s): admin %s, routes %s %v", r.cmd.Process.Pid, r.ID, r.HTTPAddr, filepath.Base(routesFile), extraArgs)
+	return r
 }
 
 // restart starts a new router with the same database, routes and
@@ -124,119 +71,6 @@ func startRouter(t *testing.T, dbURL, routesFile string, extraArgs ...string) *r
 func (r *routerProc) restart(t *testing.T, extraArgs ...string) *routerProc {
 	t.Helper()
 	return startRouter(t, r.dbURL, r.routes, append(append([]string(nil), r.extra...), extraArgs...)...)
-}
-
-func (r *routerProc) readLog(rd io.ReadCloser, ready chan<- struct{}) {
-	defer close(r.exited)
-	defer rd.Close()
-	sc := bufio.NewScanner(rd)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	signalled := false
-	var httpAddr, id string
-	for sc.Scan() {
-		line := sc.Text()
-		r.log.add(line)
-		if signalled {
-			continue
-		}
-		var rec struct {
-			Msg  string `json:"msg"`
-			Addr string `json:"addr"`
-			ID   string `json:"id"`
-		}
-		if json.Unmarshal([]byte(line), &rec) != nil {
-			continue
-		}
-		switch rec.Msg {
-		case "admin HTTP listening":
-			httpAddr = rec.Addr
-		case "router ready":
-			id = rec.ID
-		}
-		if httpAddr != "" && id != "" {
-			r.HTTPAddr, r.ID = httpAddr, id
-			signalled = true
-			close(ready)
-		}
-	}
-	io.Copy(io.Discard, rd)
-	r.cmd.Wait()
-	r.state = r.cmd.ProcessState
-}
-
-func (r *routerProc) cleanup() {
-	if !r.hasExited() {
-		r.stopping = syscall.SIGTERM
-		r.signal(syscall.SIGTERM)
-		if !r.waitExit(stopTimeout) {
-			r.t.Errorf("router pid %d still running %v after SIGTERM; killing it", r.cmd.Process.Pid, stopTimeout)
-			r.signal(syscall.SIGKILL)
-			r.waitExit(stopTimeout)
-		}
-	}
-	if r.stopping == syscall.SIGTERM && r.state != nil && !r.state.Success() {
-		r.t.Errorf("router pid %d exited with %v after SIGTERM, want status 0", r.cmd.Process.Pid, r.state)
-	}
-	if r.log.contains("WARNING: DATA RACE") {
-		r.t.Errorf("the race detector reported a data race in the router")
-	}
-	if r.log.contains("panic:") || r.log.contains("processing panicked") {
-		r.t.Errorf("the router panicked")
-	}
-	if r.t.Failed() {
-		r.t.Logf("router pid %d (%s, %v) log, last %d lines:\n%s", r.cmd.Process.Pid, r.ID, r.state, logTailLines, r.log.tail(logTailLines))
-	}
-}
-
-func (r *routerProc) signal(sig os.Signal) {
-	if err := r.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		r.t.Errorf("signal %v to router: %v", sig, err)
-	}
-}
-
-func (r *routerProc) hasExited() bool {
-	select {
-	case <-r.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func (r *routerProc) waitExit(d time.Duration) bool {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-r.exited:
-		return true
-	case <-timer.C:
-		return false
-	}
-}
-
-// kill ends the router with SIGKILL, as a crash or the OOM killer would,
-// and waits until it is gone.
-func (r *routerProc) kill(t *testing.T) {
-	t.Helper()
-	r.stopping = syscall.SIGKILL
-	r.signal(syscall.SIGKILL)
-	if !r.waitExit(stopTimeout) {
-		t.Fatalf("router pid %d still running after SIGKILL", r.cmd.Process.Pid)
-	}
-}
-
-// stop ends the router with SIGTERM and requires a clean exit: batches in
-// flight finish and the lanes are released.
-func (r *routerProc) stop(t *testing.T) {
-	t.Helper()
-	r.stopping = syscall.SIGTERM
-	r.signal(syscall.SIGTERM)
-	if !r.waitExit(stopTimeout) {
-		t.Fatalf("router pid %d still running %v after SIGTERM", r.cmd.Process.Pid, stopTimeout)
-	}
-	if !r.state.Success() {
-		t.Fatalf("router pid %d exited with %v after SIGTERM, want status 0; log:\n%s", r.cmd.Process.Pid, r.state, r.log.tail(logTailLines))
-	}
 }
 
 // checkNoPHI fails the test when a process's log holds any of words: names
@@ -542,23 +376,8 @@ func checkExactlyOnce(t *testing.T, db *pgxpool.Pool, want map[string]int) int {
 			WHERE r.events <> (SELECT count(*) FROM events e WHERE e.message_id = r.message_id)`); n != 0 {
 		t.Errorf("%d routing rows whose event count differs from the events written", n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-	defer cancel()
-	rows, err := db.Query(ctx, `SELECT m.control_id, count(e.seq) FROM messages m LEFT JOIN events e ON e.message_id = m.id
+	got := countsBy(t, db, "count events per message", `SELECT m.control_id, count(e.seq) FROM messages m LEFT JOIN events e ON e.message_id = m.id
 		WHERE m.status = 'accepted' GROUP BY m.control_id`)
-	if err != nil {
-		t.Fatalf("count events per message: %v", err)
-	}
-	got := map[string]int{}
-	for rows.Next() {
-		var cid string
-		var n int
-		if err := rows.Scan(&cid, &n); err != nil {
-			t.Fatalf("scan: %v", err)
-		}
-		got[cid] = n
-	}
-	rows.Close()
 	total, wrong := 0, 0
 	for cid, w := range want {
 		total += w
@@ -648,22 +467,32 @@ func checkPatientOrder(t *testing.T, db *pgxpool.Pool, seqOf func(controlID stri
 // lease.
 func laneOwners(t *testing.T, db *pgxpool.Pool) map[string]int {
 	t.Helper()
+	return countsBy(t, db, "query router_lanes", `SELECT owner, count(*) FROM router_lanes
+		WHERE owner IS NOT NULL AND lease_expires_at > now() GROUP BY owner`)
+}
+
+// countsBy runs a query of (key, count) rows and returns the counts by
+// key; what names the query in a failure.
+func countsBy(t *testing.T, db *pgxpool.Pool, what, sql string, args ...any) map[string]int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
-	rows, err := db.Query(ctx, `SELECT owner, count(*) FROM router_lanes
-		WHERE owner IS NOT NULL AND lease_expires_at > now() GROUP BY owner`)
+	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
-		t.Fatalf("query router_lanes: %v", err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
 	for rows.Next() {
-		var owner string
+		var key string
 		var n int
-		if err := rows.Scan(&owner, &n); err != nil {
-			t.Fatalf("scan: %v", err)
+		if err := rows.Scan(&key, &n); err != nil {
+			t.Fatalf("%s: scan: %v", what, err)
 		}
-		out[owner] = n
+		out[key] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	return out
 }
