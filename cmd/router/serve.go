@@ -185,6 +185,7 @@ func runServe(ctx context.Context, args []string) error {
 		mux.Get("/api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, routesSummary(rt.Routes()))
 		})
+		clinicalAPI(mux, st)
 		mux.Post("/api/v1/routes/reload", func(w http.ResponseWriter, _ *http.Request) {
 			if err := reload("api"); err != nil {
 				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"reloaded": false, "error": err.Error()})

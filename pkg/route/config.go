@@ -38,6 +38,13 @@ type Config struct {
 	Parameters *clinical.Table
 	// Routes in file order, the order they are evaluated in.
 	Routes []*Route
+	// Scoring says which values scores are computed from. Defaults apply
+	// when the file has no scoring section.
+	Scoring Scoring
+	// Destinations by name. Never nil; empty when the file declares none.
+	Destinations map[string]*Destination
+	// Alerts are the alert rules in file order; see AlertsFor.
+	Alerts []*AlertRule
 }
 
 // Route is one entry of routes.yaml: which messages it applies to and what
@@ -91,22 +98,49 @@ const (
 
 var invalidPolicies = []string{string(DeadLetter), string(Skip)}
 
-// Registry names the event mappings and handlers the caller implements, so
-// that an unknown name in routes.yaml stops start-up instead of silently
-// doing nothing. pkg/route never imports the implementations.
+// Registry names the event mappings, handlers and scores the caller
+// implements, so that an unknown name in routes.yaml stops start-up
+// instead of silently doing nothing. pkg/route never imports the
+// implementations.
 type Registry struct {
+	// Mappings are the event mappings a route's events may name.
 	Mappings []string
+	// Handlers are what a route's handlers may name. The scores are
+	// handlers too: handlers: [news2] computes NEWS2 for the patients the
+	// route's observations touch.
 	Handlers []string
+	// Scores are the scores an alert rule may read (news2, qsofa, sirs).
+	Scores []string
 }
+
+// ParseOptions change how a routes file is loaded.
+type ParseOptions struct {
+	// SkipSecrets leaves webhook keys unread (Webhook.Secret empty): an
+	// unset environment variable or a missing key file is then no error.
+	// For linting (router check) on a machine without the secrets; never
+	// for running.
+	SkipSecrets bool
+	// LookupEnv reads an environment variable; nil means os.LookupEnv.
+	LookupEnv func(name string) (string, bool)
+}
+
+var osLookupEnv = os.LookupEnv
 
 // Load reads and parses a routes file. Problems in the file come back as
 // *Error or Errors, each with the file name as given, line and column.
+// Webhook keys are read from the environment and files named, and one
+// that is missing is an error: see LoadWith to lint without them.
 func Load(path string, reg Registry) (*Config, error) {
+	return LoadWith(path, reg, ParseOptions{})
+}
+
+// LoadWith is Load with options.
+func LoadWith(path string, reg Registry, opts ParseOptions) (*Config, error) {
 	data, err := readLimited(path, maxRoutesFileSize)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data, reg)
+	return ParseWith(path, data, reg, opts)
 }
 
 // readLimited reads a whole file, refusing one larger than limit.
@@ -130,7 +164,14 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // found is reported, sorted by position: one as an *Error, several as
 // Errors. Parse never panics, whatever data holds.
 func Parse(file string, data []byte, reg Registry) (*Config, error) {
+	return ParseWith(file, data, reg, ParseOptions{})
+}
+
+// ParseWith is Parse with options. A relative secret_file is read from
+// the directory of file.
+func ParseWith(file string, data []byte, reg Registry, opts ParseOptions) (*Config, error) {
 	d := newDecoder(file)
+	d.opts = opts
 	root := d.document(data, maxRoutesFileSize)
 	if root == nil {
 		return nil, d.err()
@@ -153,7 +194,7 @@ func (c *Config) Route(name string) *Route {
 }
 
 func (d *decoder) config(root ast.Node, reg Registry) *Config {
-	c := &Config{File: d.file, Timezone: time.UTC}
+	c := &Config{File: d.file, Timezone: time.UTC, Scoring: defaultScoring(), Destinations: map[string]*Destination{}}
 	v, ok := d.object(root, fileObject, "")
 	if !ok {
 		return c
@@ -180,6 +221,26 @@ func (d *decoder) config(root ast.Node, reg Registry) *Config {
 	}
 	if e, ok := v.get("routes"); ok {
 		c.Routes = d.routes(e, c, reg, paramNames)
+	}
+	if e, ok := v.get("scoring"); ok {
+		d.scoring(e, c, paramNames)
+	}
+	c.Scoring.resolveFreshness(paramNames)
+	var destinations []entry
+	if e, ok := v.get("destinations"); ok {
+		c.Destinations, destinations = d.destinations(e)
+	}
+	used := map[string]bool{}
+	alertsRead := true
+	if e, ok := v.get("alerts"); ok {
+		c.Alerts, alertsRead = d.alerts(e, c, reg, used)
+	}
+	if alertsRead {
+		for _, de := range destinations {
+			if !used[de.key] {
+				d.errorf(de.pos, "destination %q is not used by any alert rule", de.key)
+			}
+		}
 	}
 	return c
 }
@@ -248,19 +309,7 @@ func (d *decoder) route(n ast.Node, c *Config, reg Registry, params []string, na
 	}
 	label := v.label
 	if e, ok := v.get("name"); ok {
-		if s, p, ok := d.text(e, "route name"); ok {
-			switch {
-			case !validName(s):
-				d.errorf(p, "route name %q must be made of lower-case letters, digits, _ and - (at most %d)", s, maxRouteName)
-			default:
-				if first, dup := names[s]; dup {
-					d.errorf(p, "route name %q is already used (%s:%s)", s, d.file, first)
-				} else {
-					names[s] = p
-				}
-			}
-			r.Name = s
-		}
+		r.Name = d.name(e, "route name", names, "is already used")
 	}
 	if e, ok := v.get("description"); ok {
 		r.Description, _, _ = d.text(e, `"description"`)

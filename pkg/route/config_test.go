@@ -513,7 +513,7 @@ func TestExampleLoads(t *testing.T) {
 	if c.Version != 1 || c.Timezone.String() != "Europe/London" || c.File != "testdata/example.yaml" {
 		t.Errorf("Config = version %d, timezone %v, file %q", c.Version, c.Timezone, c.File)
 	}
-	wantParams := []string{"bands", "consciousness", "creatinine", "dbp", "fio2", "gcs", "heart_rate", "lactate", "o2_flow", "on_oxygen", "paco2", "resp_rate", "sbp", "spo2", "temperature", "wbc"}
+	wantParams := []string{"bands", "consciousness", "creatinine", "dbp", "fio2", "gcs", "heart_rate", "lactate", "o2_flow", "on_oxygen", "paco2", "respiratory_rate", "sbp", "spo2", "spo2_scale", "temperature", "wbc"}
 	if got := c.Parameters.Names(); strings.Join(got, ",") != strings.Join(wantParams, ",") {
 		t.Errorf("parameters = %v, want %v", got, wantParams)
 	}
@@ -525,7 +525,7 @@ func TestExampleLoads(t *testing.T) {
 		t.Errorf("routes = %s, want %s", got, want)
 	}
 	mon := c.Route("monitors")
-	if mon.Timezone != time.UTC || mon.OnInvalid != Skip || mon.Line != 161 || mon.Column != 5 {
+	if mon.Timezone != time.UTC || mon.OnInvalid != Skip || mon.Line != 167 || mon.Column != 5 {
 		t.Errorf("monitors = timezone %v, on_invalid %v, at %d:%d", mon.Timezone, mon.OnInvalid, mon.Line, mon.Column)
 	}
 	adt := c.Route("adt")
@@ -562,7 +562,8 @@ func TestSchemaDocumented(t *testing.T) {
 	}
 	routes, _ := os.ReadFile("testdata/example.yaml")
 	tests, _ := os.ReadFile("testdata/example.test.yaml")
-	for _, o := range []*object{fileObject, parameterObject, conversionObject, routeObject, matchObject} {
+	for _, o := range []*object{fileObject, parameterObject, conversionObject, routeObject, matchObject,
+		scoringObject, freshnessObject, qsofaObject, destinationObject, webhookObject, alertObject, levelObject} {
 		for _, f := range o.fields {
 			if !strings.Contains(string(doc), "//   - "+f.name+" (") {
 				t.Errorf("doc.go does not describe %s key %q", o.what, f.name)

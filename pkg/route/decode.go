@@ -46,6 +46,7 @@ type decoder struct {
 	aliases map[*ast.AliasNode]ast.Node
 	visited int
 	tooBig  bool
+	opts    ParseOptions
 }
 
 func newDecoder(file string) *decoder {
@@ -444,6 +445,9 @@ type object struct {
 	// elsewhere maps keys that belong to another object to its name, for
 	// a hint when one is written at the wrong level.
 	elsewhere map[string]string
+	// refused maps keys that must never be written to the reason why,
+	// given instead of "unknown key" (a literal secret, for one).
+	refused map[string]string
 }
 
 func (o *object) names() []string {
@@ -479,6 +483,10 @@ func (d *decoder) object(n ast.Node, o *object, label string) (values, bool) {
 	known := o.names()
 	v.written = len(entries)
 	for _, e := range entries {
+		if reason, ok := o.refused[e.key]; ok {
+			d.errorf(e.pos, "key %q in %s is refused: %s", e.key, v.label, reason)
+			continue
+		}
 		if !containsString(known, e.key) {
 			hint := suggest(e.key, known)
 			if other, ok := o.elsewhere[e.key]; ok {
@@ -528,6 +536,26 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// name reads a name (of a route, an alert rule, a severity): text made of
+// lower-case letters, digits, _ and -, not already in names, where it is
+// then recorded. taken ends the error for a name already used, so that the
+// reader learns what it collides with.
+func (d *decoder) name(e entry, what string, names map[string]position, taken string) string {
+	s, p, ok := d.text(e, what)
+	if !ok {
+		return ""
+	}
+	switch first, dup := names[s]; {
+	case !validName(s):
+		d.errorf(p, "%s %q must be made of lower-case letters, digits, _ and - (at most %d)", what, s, maxRouteName)
+	case dup:
+		d.errorf(p, "%s %q %s (%s:%s)", what, s, taken, d.file, first)
+	default:
+		names[s] = p
+	}
+	return s
 }
 
 // text reads a scalar as text. Numbers are read as written, so "2.50",

@@ -22,6 +22,9 @@
 // Load (or Parse) returns a *Config once the whole file is valid. The
 // event mappings and handlers a route names are checked against a
 // Registry the caller passes in, so this package never imports them.
+// The scores an alert rule reads are checked against Registry.Scores;
+// since a route computes a score by naming it in its handlers, the caller
+// registers the score names as handlers too.
 // Config.Match returns the routes that apply to a message, in order; it
 // reads only the message and is safe for concurrent use. Each Route
 // carries what its event mappings need: OnInvalid, Preliminary, its
@@ -29,6 +32,15 @@
 // compiled at load (locations parsed, regular expressions compiled, lists
 // turned into sets), so matching costs a few field reads per route.
 // Route.Mismatch says why a route did not match, for test output.
+//
+// Config.Scoring says which values scores are computed from
+// (Scoring.FreshnessOf, Scoring.UsesStatus), Config.AlertsFor the alert
+// rules that read a score, and AlertRule.LevelFor the level a score
+// reaches under a rule. Webhook keys are read from the environment or
+// files when the file is loaded, so that a missing key stops start-up;
+// LoadWith with ParseOptions.SkipSecrets lints a file on a machine that
+// has no keys (router check in CI). A key is held as a Secret, which
+// prints as [redacted] in fmt, JSON and slog.
 //
 // # Values and YAML
 //
@@ -54,6 +66,14 @@
 //   - parameters (default none): the clinical parameters observations are
 //     mapped to, by name (lower-case letters, digits and _). See below.
 //   - routes (required): the routes, evaluated in order. See below.
+//   - scoring (default: the defaults of each key below): which values
+//     NEWS2, qSOFA and SIRS are computed from. See Scoring. Example:
+//     scoring: {statuses: [F, C, R, P]}
+//   - destinations (default none): where alerts are delivered, by name.
+//     See Destinations. Example: destinations: {log: {log: true}}
+//   - alerts (default none): the alert rules. See Alerts. Example:
+//     alerts: [{name: sepsis, score: qsofa, levels: [{severity:
+//     sepsis-screen, when: total >= 2}], destinations: log}]
 //
 // # Parameters
 //
@@ -126,8 +146,9 @@
 //     and no handlers stops evaluation and does nothing, which is how
 //     messages are deliberately ignored. Example: events: [adt]
 //   - handlers (default none): the handlers (scoring, alerting) that run on
-//     the route's events; an unknown name is an error. Example:
-//     handlers: [news2]
+//     the route's events; an unknown name is an error. Naming a score
+//     (news2, qsofa, sirs) computes it for the patients whose observations
+//     the route maps. Example: handlers: [news2, qsofa]
 //   - parameters (default: every parameter): limits the observation
 //     mapping to these parameters; each must be declared under parameters.
 //     Example: parameters: [wbc, lactate]
@@ -219,6 +240,147 @@
 // a condition holding ": " or " #" must be quoted as a whole:
 //
 //	where: ['NTE-3 == "note: see below"']
+//
+// # Scoring
+//
+// A score is computed from the latest valid value of each parameter it
+// reads as of the score's clinical time: only values no older than the
+// parameter's freshness window, and only results whose OBX-11 status the
+// scores may use. A parameter without such a value makes the score
+// incomplete, never zero. The scoring mapping holds:
+//
+//   - freshness (default: vitals 1h, labs 24h): the oldest a value may
+//     be, before the score's clinical time, to count; see below. Example:
+//     freshness: {vitals: 2h}
+//   - statuses (default F, C, R): the OBX-11 statuses of results a score
+//     may use, one or a list. F (final) and C (corrected) must be listed;
+//     R (results not yet verified, which bedside devices send) and P
+//     (preliminary) are a local choice. A preliminary result is scored only
+//     if its route maps it too (preliminary: true). D (deleted), W (wrong)
+//     and X (not obtained; device grouping rows) are never scored and are
+//     refused. Example: statuses: [F, C, R, P]
+//   - qsofa (default: gcs_threshold 15): qSOFA's settings; see below.
+//     Example: qsofa: {gcs_threshold: 14}
+//   - spo2_scale (default: none): a coded parameter whose canonical
+//     answers are exactly 1 and 2: an observation of it sets the
+//     patient's NEWS2 SpO2 scale, as a site charts a clinician's decision
+//     (the scale is also set through the HTTP API, and is 1 until set). It
+//     is no reading that ages, so it has no freshness. Example:
+//     spo2_scale: spo2_scale
+//
+// The freshness mapping holds durations written with a unit (90s, 30m,
+// 4h, 1h30m; days as hours: 48h), each from 1m to 168h:
+//
+//   - vitals (default 1h): the window of every parameter but the labs.
+//     Example: vitals: 1h
+//   - labs (default 24h): the window of wbc, bands, lactate, creatinine
+//     and paco2. Example: labs: 24h
+//   - parameters (default none): windows of single parameters, each a
+//     parameter declared under parameters. Example: parameters: {gcs: 4h}
+//
+// The qsofa mapping holds:
+//
+//   - gcs_threshold (default 15): altered mentation is a GCS below this,
+//     from 4 to 15 (GCS runs from 3 to 15, so 3 would never count).
+//     Example: gcs_threshold: 14
+//
+// # Destinations
+//
+// Each destination is named by its key (lower-case letters, digits, _
+// and -) and has exactly one of webhook, notify and log. A destination no
+// alert rule names is an error. A destination holds:
+//
+//   - webhook (one of webhook, notify, log): a JSON POST signed with
+//     HMAC-SHA256; see below. Example: webhook: {url:
+//     "https://rrt.example.org/hooks/aorta", secret_env: AORTA_RRT_KEY}
+//   - notify (one of webhook, notify, log): a PostgreSQL NOTIFY channel
+//     for in-database consumers: lower-case letters, digits and _,
+//     starting with a letter or _, at most 63. Example: notify:
+//     aorta_alerts
+//   - log (one of webhook, notify, log): true, for the router's
+//     structured log. Example: log: true
+//   - max_attempts (default 10; not for log): attempts at one delivery,
+//     from 1 to 100; after the last failure the delivery is dead and
+//     waits for an operator. Example: max_attempts: 8
+//   - backoff (default 1s; not for log): the delay before the first
+//     retry, from 100ms to 1h, doubled with jitter before each next one.
+//     Example: backoff: 2s
+//   - max_backoff (default 10m; not for log): the longest delay between
+//     attempts, from 1s to 24h and not shorter than backoff. Example:
+//     max_backoff: 30m
+//
+// The webhook mapping holds the URL and where its key is. The key is
+// never written in routes.yaml, which is kept in version control and
+// printed in logs: a key such as secret is refused. It is read when the
+// file is loaded, and a key that is missing, empty or shorter than 16
+// bytes is an error at the key's line (unless the loader skips secrets,
+// for linting):
+//
+//   - url (required): an absolute http or https URL, without user
+//     information (user:password@) or fragment. Example: url:
+//     https://rrt.example.org/hooks/aorta
+//   - secret_env (one of secret_env, secret_file): the environment
+//     variable holding the HMAC-SHA256 key; upper-case letters, digits and
+//     _. Example: secret_env: AORTA_RRT_WEBHOOK_SECRET
+//   - secret_file (one of secret_env, secret_file): the file holding the
+//     key, relative to the routes file unless absolute; line ends at its
+//     end are dropped. Example: secret_file: /run/secrets/rrt-webhook
+//   - timeout (default 10s): the longest one POST may take, from 1s to
+//     5m. Example: timeout: 5s
+//
+// # Alerts
+//
+// An alert rule raises alerts from one score. A patient has at most one
+// open alert per rule. The rule's levels are listed most severe first, and
+// an alert's level is the first that holds for the patient's latest
+// score; the alert escalates when a more severe level holds and resolves
+// itself when no level holds. Destinations are notified when an alert
+// opens and when it escalates, and while it stays unchanged only after
+// renotify_after. A rule holds:
+//
+//   - name (required): unique among the rules; lower-case letters,
+//     digits, _ and -, at most 64. Example: name: news2-escalation
+//   - score (required): the score the rule reads, one the router computes
+//     (news2, qsofa, sirs) and that a route names in its handlers.
+//     Example: score: news2
+//   - levels (required): one or more levels, most severe first; see below.
+//     A level that can never hold, that holds for every score (an alert no
+//     patient could leave), or that is never reached because a level above
+//     it holds whenever it does is an error. Example: levels: [{severity:
+//     urgent, when: total >= 5}]
+//   - renotify_after (default 0, never): how long after the last
+//     notification an unchanged open alert is notified again; 0 or from
+//     1m to 168h. Escalations always notify. Example: renotify_after: 1h
+//   - destinations (required): the destinations notified, one or a list.
+//     Example: destinations: [rapid-response, log]
+//
+// A level holds:
+//
+//   - severity (required): the level's name, unique in the rule;
+//     lower-case letters, digits, _ and -. Its rank follows its place: the
+//     first of n levels ranks n, the last 1. Example: severity: emergency
+//   - when (required): the condition for the level, on one line; see
+//     below. Example: when: total >= 5
+//
+// A condition reads the rule's own score, with these terms:
+//
+//	total >= 5                  the total, compared with >=, >, <=, < or ==
+//	single_parameter_3          a single NEWS2 parameter scored 3 (news2 only)
+//	risk == medium              the risk level is medium
+//	risk in [medium, high]      the risk level is one of these
+//
+// The risk levels are low, low-medium, medium and high for news2;
+// positive and negative for qsofa; met and not-met for sirs. Terms are
+// joined by and and or, and binds tighter than or, without parentheses:
+// "single_parameter_3 and total < 5 or total >= 7" means
+// (single_parameter_3 and total < 5) or total >= 7. Inside { } or [ ],
+// quote a condition that holds [ ] or a comma:
+//
+//	levels:
+//	  - {severity: emergency, when: total >= 7}
+//	  - {severity: urgent, when: "risk in [medium, high]"}
+//	  - severity: low-medium
+//	    when: single_parameter_3
 //
 // # Route tests
 //

@@ -1,6 +1,7 @@
 package route_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -60,4 +61,51 @@ func ExampleSubsetMatch() {
 	// Output:
 	// false
 	// visit.location.point_of_care: want "ICU", got "CCU"
+}
+
+func ExampleAlertRule_LevelFor() {
+	src := []byte(`version: 1
+routes:
+  - {name: vitals, match: {message_type: ORU}, handlers: [news2]}
+destinations:
+  log: {log: true}
+alerts:
+  - name: news2
+    score: news2
+    levels:
+      - {severity: emergency, when: total >= 7}
+      - {severity: urgent, when: total >= 5}
+      - {severity: low-medium, when: single_parameter_3}
+    destinations: log
+`)
+	reg := route.Registry{Handlers: []string{"news2"}, Scores: []string{"news2", "qsofa", "sirs"}}
+	cfg, err := route.Parse("routes.yaml", src, reg)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	rule := cfg.AlertsFor("news2")[0]
+	for _, f := range []route.ScoreFacts{
+		{Total: 2, Risk: "low"},
+		{Total: 3, Risk: "low-medium", SingleParameter3: true},
+		{Total: 6, Risk: "medium"},
+		{Total: 9, Risk: "high"},
+	} {
+		if l, ok := rule.LevelFor(f); ok {
+			fmt.Printf("total %d: %s (rank %d, when %s)\n", f.Total, l.Severity, l.Rank, l.When)
+		} else {
+			fmt.Printf("total %d: no alert\n", f.Total)
+		}
+	}
+	fmt.Println(cfg.Scoring.FreshnessOf("heart_rate"), cfg.Scoring.FreshnessOf("lactate"), cfg.Scoring.Statuses)
+
+	_, err = route.Parse("routes.yaml", bytes.Replace(src, []byte("urgent, when: total >= 5"), []byte("urgent, when: total => 5"), 1), reg)
+	fmt.Println(err)
+	// Output:
+	// total 2: no alert
+	// total 3: low-medium (rank 1, when single_parameter_3)
+	// total 6: urgent (rank 2, when total >= 5)
+	// total 9: emergency (rank 3, when total >= 7)
+	// 1h0m0s 24h0m0s [F C R]
+	// routes.yaml:11:40: when "total => 5": write >= (not =>)
 }

@@ -20,13 +20,17 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("\r\r0"))
 	f.Add([]byte("version: 1\nroutes: [{name: a, match: all, events: !!str 1}]\n"))
+	f.Add([]byte(alertingSeed))
+	f.Add([]byte("version: 1\nroutes: [{name: a, match: all, handlers: [news2]}]\ndestinations: {l: {log: true}}\nalerts: [{name: n, score: news2, levels: [{severity: s, when: total >= 5 and risk in [medium, high] or single_parameter_3}], destinations: l}]\n"))
 	msgs := []string{
 		`MSH|^~\&|A|B|C|D|2026||ADT^A01|1|P|2.5`,
 		`PID|||123^^^HOSP^MR~456||DOE||19700101|F`,
 		`OBX|1|NM|8867-4^HR^LN||72|/min|||||F`,
 	}
+	// Secrets are not read: a fuzzed secret_file could name any file.
+	opts := ParseOptions{SkipSecrets: true}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := Parse("fuzz.yaml", data, testRegistry)
+		c, err := ParseWith("fuzz.yaml", data, testRegistry, opts)
 		lines := 1
 		for _, b := range data {
 			if b == '\n' || b == '\r' {
@@ -59,6 +63,27 @@ func FuzzParse(f *testing.F) {
 			if c == nil || c.Parameters == nil || c.Timezone == nil {
 				t.Fatalf("incomplete Config %+v", c)
 			}
+			if c.Destinations == nil || c.Scoring.Freshness == nil {
+				t.Fatalf("incomplete Config %+v", c)
+			}
+			facts := []ScoreFacts{{}, {Total: 7, Risk: "high"}, {Total: 3, Risk: "low-medium", SingleParameter3: true}, {Total: 2, Risk: "positive"}}
+			for _, r := range c.Alerts {
+				for i, l := range r.Levels {
+					if l.Rank != len(r.Levels)-i {
+						t.Fatalf("rule %q level %d has rank %d", r.Name, i, l.Rank)
+					}
+				}
+				for _, f := range facts {
+					if l, ok := r.LevelFor(f); ok && !l.When.Holds(f) {
+						t.Fatalf("LevelFor(%+v) = %q, whose condition does not hold", f, l.Severity)
+					}
+				}
+				for _, dst := range r.Destinations {
+					if dst == nil || c.Destinations[dst.Name] != dst {
+						t.Fatalf("rule %q names a destination not in the Config", r.Name)
+					}
+				}
+			}
 			m := message(t, msgs...)
 			for _, r := range c.Match(m) {
 				if r.Timezone == nil {
@@ -69,6 +94,40 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// alertingSeed is a small file with every scoring, destination and alert
+// key, which pieces leaves out of the seeds it cuts from the example.
+const alertingSeed = `version: 1
+parameters:
+  gcs: {unit: "{score}", codes: {LN: [9269-2]}}
+  scale: {type: coded, codes: {L: [S]}, answers: {"1": [1], "2": [2]}}
+routes:
+  - {name: v, match: all, handlers: [news2, qsofa]}
+scoring:
+  freshness: {vitals: 1h, labs: 24h, parameters: {gcs: 4h}}
+  statuses: [F, C, R, P]
+  qsofa: {gcs_threshold: 14}
+  spo2_scale: scale
+destinations:
+  rrt:
+    webhook: {url: "https://h/x", secret_env: AORTA_X, timeout: 5s}
+    max_attempts: 8
+    backoff: 1s
+    max_backoff: 10m
+  f: {webhook: {url: "http://h", secret_file: /k}}
+  db: {notify: aorta_alerts}
+  l: {log: true}
+alerts:
+  - name: news2
+    score: news2
+    levels:
+      - {severity: emergency, when: total >= 7}
+      - {severity: urgent, when: "risk in [medium] or total == 5"}
+      - {severity: low-medium, when: single_parameter_3 and total < 5}
+    renotify_after: 1h
+    destinations: [rrt, db, l, f]
+  - {name: q, score: qsofa, levels: [{severity: s, when: total > 1}], destinations: l}
+`
 
 // maxSeed bounds the seeds given to the fuzzer. Every new input the
 // fuzzer finds is minimised by running it again and again, and for a file
@@ -103,7 +162,8 @@ func seedFiles(f *testing.F, patterns ...string) [][]byte {
 
 // pieces cuts a routes file into one file per parameter and per route.
 // Comments are dropped; the header (version, timezone) is kept in each,
-// and a route's parameters key is dropped.
+// and a route's parameters key is dropped, as are the scoring,
+// destinations and alerts sections.
 func pieces(src string) [][]byte {
 	var header, section string
 	var items []string
@@ -119,9 +179,13 @@ func pieces(src string) [][]byte {
 			continue
 		case !strings.HasPrefix(line, " "):
 			section = strings.TrimSuffix(trimmed, ":")
-			if section != "parameters" && section != "routes" {
+			if !strings.HasSuffix(trimmed, ":") {
 				header += line + "\n"
 			}
+			continue
+		case section != "parameters" && section != "routes":
+			// Scoring, destinations and alerts refer to parameters,
+			// routes and each other: alertingSeed covers them whole.
 			continue
 		case strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && (section == "parameters" || strings.HasPrefix(line, "  - ")):
 			cur = &strings.Builder{}
@@ -166,6 +230,12 @@ func TestSeedPieces(t *testing.T) {
 		if _, err := Parse("piece.yaml", p, testRegistry); err != nil {
 			t.Errorf("piece does not parse: %v\n%s", err, p)
 		}
+	}
+	if len(alertingSeed) > maxSeed {
+		t.Errorf("alertingSeed is %d bytes", len(alertingSeed))
+	}
+	if _, err := ParseWith("seed.yaml", []byte(alertingSeed), testRegistry, ParseOptions{SkipSecrets: true}); err != nil {
+		t.Errorf("alertingSeed does not parse: %v", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package route
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -9,7 +10,23 @@ import (
 )
 
 // testRegistry is the registry the tests load routes with.
-var testRegistry = Registry{Mappings: []string{"adt", "observations"}, Handlers: []string{"news2", "qsofa"}}
+var testRegistry = Registry{
+	Mappings: []string{"adt", "observations"},
+	Handlers: []string{"news2", "qsofa", "sirs"},
+	Scores:   []string{"news2", "qsofa", "sirs"},
+}
+
+// exampleSecretEnv is the variable testdata/example.yaml reads its
+// rapid-response webhook key from; TestMain sets it.
+const (
+	exampleSecretEnv = "AORTA_RRT_WEBHOOK_SECRET"
+	exampleSecret    = "example-rrt-hmac-key-0123456789"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv(exampleSecretEnv, exampleSecret)
+	os.Exit(m.Run())
+}
 
 // errorLines returns the lines of an error, or nil.
 func errorLines(err error) []string {

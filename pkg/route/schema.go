@@ -11,6 +11,9 @@ var fileObject = &object{
 		{name: "timezone"},
 		{name: "parameters"},
 		{name: "routes", required: true},
+		{name: "scoring"},
+		{name: "destinations"},
+		{name: "alerts"},
 	},
 }
 
@@ -121,5 +124,100 @@ var eventObject = &object{
 		{name: "source"},
 		{name: "route"},
 		{name: "payload"},
+	},
+}
+
+var scoringObject = &object{
+	what: "scoring",
+	fields: []field{
+		{name: "freshness"},
+		{name: "statuses"},
+		{name: "qsofa"},
+		{name: "spo2_scale"},
+	},
+	elsewhere: map[string]string{
+		"vitals": "freshness", "labs": "freshness", "parameters": "freshness",
+		"gcs_threshold": "qsofa",
+	},
+}
+
+var freshnessObject = &object{
+	what: "freshness",
+	fields: []field{
+		{name: "vitals"},
+		{name: "labs"},
+		{name: "parameters"},
+	},
+}
+
+var qsofaObject = &object{
+	what: "qsofa",
+	fields: []field{
+		{name: "gcs_threshold"},
+	},
+}
+
+var destinationObject = &object{
+	what: "destination",
+	fields: []field{
+		{name: "webhook"},
+		{name: "notify"},
+		{name: "log"},
+		{name: "max_attempts"},
+		{name: "backoff"},
+		{name: "max_backoff"},
+	},
+	elsewhere: map[string]string{
+		"url": "webhook", "secret_env": "webhook", "secret_file": "webhook", "timeout": "webhook",
+	},
+	refused: map[string]string{
+		"secret": secretRefused,
+	},
+}
+
+var webhookObject = &object{
+	what: "webhook",
+	fields: []field{
+		{name: "url", required: true},
+		{name: "secret_env"},
+		{name: "secret_file"},
+		{name: "timeout"},
+	},
+	elsewhere: map[string]string{
+		"max_attempts": "the destination", "backoff": "the destination", "max_backoff": "the destination",
+	},
+	refused: map[string]string{
+		"secret":  secretRefused,
+		"key":     secretRefused,
+		"hmac":    secretRefused,
+		"token":   secretRefused,
+		"api_key": secretRefused,
+	},
+}
+
+// secretRefused is the reason a key that would hold a secret in
+// routes.yaml is refused. The value is never repeated in the message.
+const secretRefused = "a webhook's HMAC key must not be written in routes.yaml, which is kept in version control and printed in logs: " +
+	"put it in an environment variable and name it with secret_env, or in a file named with secret_file"
+
+var alertObject = &object{
+	what: "alert rule",
+	fields: []field{
+		{name: "name", required: true},
+		{name: "score", required: true},
+		{name: "levels", required: true},
+		{name: "renotify_after"},
+		{name: "destinations", required: true},
+	},
+	elsewhere: map[string]string{
+		"severity": "levels", "when": "levels",
+	},
+}
+
+var levelObject = &object{
+	what: "alert level",
+	fields: []field{
+		{name: "severity", required: true},
+		{name: "when", required: true},
 	},
 }

@@ -53,13 +53,16 @@ func (r *Router) applyBatch(ctx context.Context, lease store.Lease, batch []stor
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	start := time.Now()
-	err := r.store.Apply(actx, r.cfg.ID, lease, batch, laneOf)
+	err := r.store.Apply(actx, r.cfg.ID, lease, batch, laneOf, r.afterApply(batch))
 	cancel()
 	r.cfg.Metrics.observeApply(len(batch), time.Since(start), err)
 	var wait *store.MergeWaitError
 	switch {
 	case err == nil:
 		r.observe(batch)
+		if r.queued.Swap(false) && r.cfg.OnDeliveries != nil {
+			r.cfg.OnDeliveries()
+		}
 		return nil
 	case errors.Is(err, store.ErrLeaseLost):
 		r.cfg.Logger.Info("lane lease lost; another router takes over", "lane", lease.Lane)
@@ -144,5 +147,18 @@ func (r *Router) observe(batch []store.Processed) {
 		if !p.Work.Replay {
 			m.ackToEvent.Observe(now.Sub(p.Work.ReceivedAt).Seconds())
 		}
+	}
+}
+
+// afterApply returns the work to do inside a batch's transaction once its
+// state is written: scores and alerts. nil when nothing in the batch needs it.
+func (r *Router) afterApply(batch []store.Processed) func(context.Context, *store.Tx) error {
+	routes := r.routes.Load()
+	targets := scoreTargets(routes, batch)
+	if len(targets) == 0 {
+		return nil
+	}
+	return func(ctx context.Context, tx *store.Tx) error {
+		return r.scoreBatch(ctx, tx, routes, targets)
 	}
 }

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,8 @@ type Metrics struct {
 	applyErrors  prometheus.Counter
 	lanes        prometheus.Gauge
 	reloads      *prometheus.CounterVec
+	scores       *prometheus.CounterVec
+	alerts       *prometheus.CounterVec
 }
 
 // NewMetrics registers the router metrics with reg, including the queue
@@ -63,8 +66,14 @@ func NewMetrics(reg prometheus.Registerer, st *store.Store) *Metrics {
 			Name: "aorta_router_route_reloads_total", Help: "Attempts to reload routes.yaml, by result: ok or refused (the old routes stay active).",
 		}, []string{"result"}),
 	}
+	m.scores = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aorta_scores_total", Help: "Scores that became a patient's current score, by score and completeness.",
+	}, []string{"score", "complete"})
+	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "aorta_alerts_total", Help: "Alert events, by rule and type (alert.raised, alert.escalated, alert.renotified, alert.resolved).",
+	}, []string{"rule", "type"})
 	reg.MustRegister(m.messages, m.events, m.warnings, m.failures, m.ackToEvent, m.batchRows,
-		m.applySeconds, m.applyErrors, m.lanes, m.reloads, &queueCollector{store: st})
+		m.applySeconds, m.applyErrors, m.lanes, m.reloads, m.scores, m.alerts, &queueCollector{store: st})
 	return m
 }
 
@@ -78,6 +87,18 @@ func (m *Metrics) ReloadRefused() {
 func (m *Metrics) reloaded() {
 	if m != nil {
 		m.reloads.WithLabelValues("ok").Inc()
+	}
+}
+
+func (m *Metrics) scored(score string, complete bool) {
+	if m != nil {
+		m.scores.WithLabelValues(score, strconv.FormatBool(complete)).Inc()
+	}
+}
+
+func (m *Metrics) alerted(rule, typ string) {
+	if m != nil {
+		m.alerts.WithLabelValues(rule, typ).Inc()
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/aortahealth/aorta/pkg/event"
 	"github.com/aortahealth/aorta/pkg/hl7"
+	"github.com/aortahealth/aorta/pkg/patient"
 	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/store"
 )
@@ -78,7 +80,30 @@ func Process(routes *route.Config, w store.Work) (p store.Processed, err error) 
 		}
 	}
 	p.Status = store.Routed
+	p.Facts = patientFacts(msg, header, routes.Timezone)
 	return p, nil
+}
+
+// patientFacts reads what scoring needs to know about the message's
+// patient beyond its events: the date of birth (PID-7), which decides
+// whether adult scores apply.
+func patientFacts(msg *hl7.Message, h hl7.Header, loc *time.Location) []store.PatientFacts {
+	id, ok := patient.Primary(msg)
+	if !ok {
+		return nil
+	}
+	f := store.PatientFacts{PatientKey: id.Key(h.SendingFacility.String()), PatientID: id.ID}
+	if pid := msg.Segment("PID", 1); pid != nil {
+		if s := pid.Field(7).Component(1).String(); s != "" && s != `""` {
+			if loc == nil {
+				loc = time.UTC
+			}
+			if t, err := hl7.ParseTimeIn(s, loc); err == nil {
+				f.BirthDate = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+			}
+		}
+	}
+	return []store.PatientFacts{f}
 }
 
 // maxIdentifierLength bounds the identifiers the events table indexes. A

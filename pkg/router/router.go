@@ -63,6 +63,9 @@ type Config struct {
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger
 	Metrics      *Metrics
+	// OnDeliveries is called after a batch that queued alert deliveries
+	// commits (the delivery worker's wake-up).
+	OnDeliveries func()
 }
 
 func (c Config) withDefaults() Config {
@@ -111,6 +114,7 @@ type Router struct {
 
 	wake     chan struct{} // a notification or a finished lane
 	listenOK atomic.Bool
+	queued   atomic.Bool // a transaction in flight queued deliveries
 }
 
 // New returns a Router using routes until Reload replaces them.

@@ -88,6 +88,7 @@ type Processed struct {
 	Routes   []string
 	Events   []EventRow
 	Warnings []Warning
+	Facts    []PatientFacts
 	// Error and ErrorRoute explain a dead letter.
 	Error      string
 	ErrorRoute string
@@ -173,7 +174,11 @@ const eventSeqLock = 7262732
 // of a batch of one lane's rows, and deletes the rows from the outbox, in
 // one transaction, only while the lease still holds. A crash at any point
 // leaves either all of it or none.
-func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Processed, lanes func(patientKey string) int16) error {
+//
+// then, when not nil, runs in the same transaction once the batch's state
+// is written: the router computes scores and alerts there, so that they
+// commit (or not) with the observations behind them.
+func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Processed, lanes func(patientKey string) int16, then func(ctx context.Context, tx *Tx) error) error {
 	if len(batch) == 0 {
 		return nil
 	}
@@ -217,6 +222,9 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 		b := &pgx.Batch{}
 		now := time.Now()
 		for _, p := range batch {
+			for _, f := range p.Facts {
+				queueFacts(b, f, links)
+			}
 			for i := range p.Events {
 				queueEvent(b, &p.Events[i], links)
 			}
@@ -226,8 +234,35 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("write events: %w", err)
 		}
+		if then != nil {
+			return then(ctx, &Tx{tx: tx, links: links})
+		}
 		return nil
 	})
+}
+
+// PatientFacts are facts about a patient a message states besides its
+// events, kept for scoring.
+type PatientFacts struct {
+	PatientKey string
+	PatientID  string
+	BirthDate  time.Time // PID-7; zero when not given
+}
+
+func queueFacts(b *pgx.Batch, f PatientFacts, links map[string]string) {
+	if f.PatientKey == "" {
+		return
+	}
+	var birth *time.Time
+	if !f.BirthDate.IsZero() {
+		birth = &f.BirthDate
+	}
+	// Every patient a message names gets a row, so that a clinician can
+	// set its SpO2 scale even when no ADT feed introduced it.
+	b.Queue(`INSERT INTO patients AS p (patient_key, patient_id, birth_date) VALUES ($1, $2, $3)
+		ON CONFLICT (patient_key) DO UPDATE SET birth_date = EXCLUDED.birth_date, updated_at = now()
+		WHERE EXCLUDED.birth_date IS NOT NULL AND p.birth_date IS DISTINCT FROM EXCLUDED.birth_date`,
+		stateKey(f.PatientKey, links), clean(f.PatientID), birth)
 }
 
 // holdMergedPatients makes a merge wait for the prior patient's earlier

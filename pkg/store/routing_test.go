@@ -162,7 +162,7 @@ func TestApplyWritesEventsStateAndCompletesTheOutbox(t *testing.T) {
 			CodeSystem: "LN", Code: "8867-4", Numeric: "88", Unit: "/min", Status: "F", ObservedAt: obsAt},
 	}
 	p := store.Processed{Work: w, Status: store.Routed, Routes: []string{"vitals"}, Events: []store.EventRow{ev}}
-	if err := s.Apply(ctx, "r1", leases[w.Lane], []store.Processed{p}, laneOf); err != nil {
+	if err := s.Apply(ctx, "r1", leases[w.Lane], []store.Processed{p}, laneOf, nil); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
 	if n := count(t, url, "SELECT count(*) FROM outbox"); n != 0 {
@@ -186,7 +186,7 @@ func TestApplyWritesEventsStateAndCompletesTheOutbox(t *testing.T) {
 	corr.Observation = &store.ObservationRow{Change: store.ObservationCorrect, Key: "k1", Parameter: "heart_rate",
 		CodeSystem: "LN", Code: "8867-4", Numeric: "92", Unit: "/min", Status: "C", ObservedAt: obsAt}
 	p = store.Processed{Work: work[0], Status: store.Routed, Events: []store.EventRow{corr}}
-	if err := s.Apply(ctx, "r1", leases[work[0].Lane], []store.Processed{p}, laneOf); err != nil {
+	if err := s.Apply(ctx, "r1", leases[work[0].Lane], []store.Processed{p}, laneOf, nil); err != nil {
 		t.Fatalf("Apply correction: %v", err)
 	}
 	if n := count(t, url, "SELECT count(*) FROM observations WHERE patient_key = 'H/1' AND value_numeric = 92 AND status = 'C'"); n != 1 {
@@ -206,7 +206,7 @@ func TestApplyRefusesALostLease(t *testing.T) {
 	work, _ := s.ReadyWork(ctx, allLanes(), store.Lanes, 10)
 	stale := leases[work[0].Lane]
 	stale.Fence-- // the lease was lost and re-acquired since
-	err := s.Apply(ctx, "r1", stale, []store.Processed{{Work: work[0], Status: store.Unrouted}}, laneOf)
+	err := s.Apply(ctx, "r1", stale, []store.Processed{{Work: work[0], Status: store.Unrouted}}, laneOf, nil)
 	if !errors.Is(err, store.ErrLeaseLost) {
 		t.Fatalf("Apply with a stale fence: %v, want ErrLeaseLost", err)
 	}
@@ -233,7 +233,7 @@ func TestMergeWaitsForThePriorPatientsEarlierMessages(t *testing.T) {
 	merge := store.EventRow{ID: uuid.New(), Type: "patient.merged", OccurredAt: time.Now(), MessageID: ms[1].ID,
 		PatientID: "new", PatientKey: "H/new", Source: "ADT^HOSP", Route: "adt", SchemaVersion: 1, Payload: []byte(`{}`),
 		Merge: &store.MergeRow{PriorKey: "H/old", SurvivingKey: "H/new"}}
-	err := s.Apply(ctx, "r1", leases[mergeWork.Lane], []store.Processed{{Work: mergeWork, Status: store.Routed, Events: []store.EventRow{merge}}}, laneOf)
+	err := s.Apply(ctx, "r1", leases[mergeWork.Lane], []store.Processed{{Work: mergeWork, Status: store.Routed, Events: []store.EventRow{merge}}}, laneOf, nil)
 	var wait *store.MergeWaitError
 	if !errors.As(err, &wait) || wait.OutboxID != mergeWork.OutboxID {
 		t.Fatalf("merge before the prior patient's message: %v, want MergeWaitError", err)
@@ -242,10 +242,10 @@ func TestMergeWaitsForThePriorPatientsEarlierMessages(t *testing.T) {
 	obs := store.EventRow{ID: uuid.New(), Type: "observation.recorded", OccurredAt: time.Now(), MessageID: ms[0].ID,
 		PatientID: "old", PatientKey: "H/old", Source: "LAB^HOSP", Route: "vitals", SchemaVersion: 1, Payload: []byte(`{}`),
 		Observation: &store.ObservationRow{Change: store.ObservationRecord, Key: "k", CodeSystem: "LN", Code: "8867-4", Numeric: "70", Status: "F", ObservedAt: time.Now()}}
-	if err := s.Apply(ctx, "r1", leases[priorWork.Lane], []store.Processed{{Work: priorWork, Status: store.Routed, Events: []store.EventRow{obs}}}, laneOf); err != nil {
+	if err := s.Apply(ctx, "r1", leases[priorWork.Lane], []store.Processed{{Work: priorWork, Status: store.Routed, Events: []store.EventRow{obs}}}, laneOf, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Apply(ctx, "r1", leases[mergeWork.Lane], []store.Processed{{Work: mergeWork, Status: store.Routed, Events: []store.EventRow{merge}}}, laneOf); err != nil {
+	if err := s.Apply(ctx, "r1", leases[mergeWork.Lane], []store.Processed{{Work: mergeWork, Status: store.Routed, Events: []store.EventRow{merge}}}, laneOf, nil); err != nil {
 		t.Fatalf("merge after the prior patient's message: %v", err)
 	}
 	if n := count(t, url, "SELECT count(*) FROM observations WHERE patient_key = 'H/new'"); n != 1 {
@@ -328,7 +328,7 @@ func TestFinalResultSupersedesPreliminary(t *testing.T) {
 			PatientID: "1", PatientKey: "H/1", Source: "LAB^HOSP", Route: "lab", SchemaVersion: 1, Payload: []byte(`{}`),
 			Observation: &store.ObservationRow{Change: store.ObservationRecord, Key: "lactate-1", Parameter: "lactate",
 				CodeSystem: "LN", Code: "2524-7", Numeric: step.value, Unit: "mmol/L", Status: step.status, ObservedAt: at}}
-		if err := s.Apply(ctx, "r1", leases[work[0].Lane], []store.Processed{{Work: work[0], Status: store.Routed, Events: []store.EventRow{ev}}}, laneOf); err != nil {
+		if err := s.Apply(ctx, "r1", leases[work[0].Lane], []store.Processed{{Work: work[0], Status: store.Routed, Events: []store.EventRow{ev}}}, laneOf, nil); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 	}

@@ -1,0 +1,209 @@
+package router_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/pkg/event"
+	"github.com/aortahealth/aorta/pkg/route"
+	"github.com/aortahealth/aorta/pkg/score"
+)
+
+// scoringRoutes is the shipped parameter tables with a nursing route that
+// computes NEWS2 and an alert rule on it.
+func scoringRoutes(t *testing.T) *route.Config {
+	t.Helper()
+	shipped, err := os.ReadFile("../../routes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := string(shipped)
+	head = head[:strings.Index(head, "\nroutes:")]
+	yaml := head + `
+routes:
+  - name: vitals
+    match: {message_type: ORU}
+    events: [observations]
+    handlers: [news2, qsofa]
+scoring:
+  freshness: {vitals: 1h}
+destinations:
+  log: {log: true}
+  database: {notify: aorta_alerts}
+alerts:
+  - name: news2
+    score: news2
+    levels:
+      - {severity: emergency, when: total >= 7}
+      - {severity: urgent, when: total >= 5}
+      - {severity: low-medium, when: single_parameter_3}
+    destinations: [log, database]
+`
+	scores := []string{score.NameNEWS2, score.NameQSOFA, score.NameSIRS}
+	c, err := route.Parse("scoring.yaml", []byte(yaml), route.Registry{Mappings: event.Mappings(), Handlers: scores, Scores: scores})
+	if err != nil {
+		t.Fatalf("routes: %v", err)
+	}
+	return c
+}
+
+// vitalsSet is a nursing NEWS2 set observed at hh:mm; empty values are left out.
+type vitalsSet struct {
+	rr, spo2, o2flow, sbp, hr, acvpu, temp string
+}
+
+func nursing(cid, mrn, birth, at string, v vitalsSet) string {
+	s := fmt.Sprintf("MSH|^~\\&|EOBS|WARD|AORTA|HOSP|%s+0000||ORU^R01|%s|P|2.5\r", at, cid) +
+		fmt.Sprintf("PID|||%s^^^HOSP^MR||DOE^JANE||%s\r", mrn, birth) +
+		fmt.Sprintf("OBR|1|||NEWS2|||%s+0000\r", at)
+	n := 0
+	obx := func(code, typ, value, unit string) {
+		if value == "" {
+			return
+		}
+		n++
+		s += fmt.Sprintf("OBX|%d|%s|%s^^LN||%s|%s|||||F|||%s+0000\r", n, typ, code, value, unit, at)
+	}
+	obx("9279-1", "NM", v.rr, "/min")
+	obx("2708-6", "NM", v.spo2, "%")
+	obx("3151-8", "NM", v.o2flow, "L/min")
+	obx("8480-6", "NM", v.sbp, "mm[Hg]")
+	obx("8867-4", "NM", v.hr, "/min")
+	obx("67775-7", "ST", v.acvpu, "")
+	obx("8310-5", "NM", v.temp, "Cel")
+	return s
+}
+
+type scoreRow struct {
+	Total    int    `json:"total"`
+	Risk     string `json:"risk"`
+	Complete bool   `json:"complete"`
+	Missing  []string
+	Inputs   []string
+}
+
+func lastScore(t *testing.T, url, patientKey, name string) scoreRow {
+	t.Helper()
+	var payload []byte
+	query(t, url, `SELECT payload FROM events WHERE type = 'score.calculated' AND patient_key = $1 AND payload->>'score' = $2
+		ORDER BY seq DESC LIMIT 1`, []any{patientKey, name}, &payload)
+	var s scoreRow
+	if err := json.Unmarshal(payload, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func alertTypes(t *testing.T, url, patientKey string) []string {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(context.Background(), `SELECT type FROM events WHERE type LIKE 'alert.%' AND patient_key = $1 ORDER BY seq`, patientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	types, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return types
+}
+
+func TestScoresAndAlertsFollowThePatient(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	run(t, st, url, routes, "r")
+	const key = "HOSP/S1"
+	send := func(n int, raw string) {
+		t.Helper()
+		enqueue(t, st, raw)
+		waitDrained(t, url, n)
+	}
+	// Well: RR 16, SpO2 97 on air, SBP 125, HR 75, alert, 37.0 -> 0.
+	send(1, nursing("N1", "S1", "19600101", "20261126080000", vitalsSet{"16", "97", "0", "125", "75", "A", "37.0"}))
+	if s := lastScore(t, url, key, "news2"); s.Total != 0 || !s.Complete || s.Risk != "low" || len(s.Inputs) != 7 {
+		t.Fatalf("well patient: %+v, want a complete 0 from 7 inputs", s)
+	}
+	// Worse: RR 22 (2), SpO2 95 (1), SBP 105 (1), HR 95 (1) -> 5 urgent.
+	send(2, nursing("N2", "S1", "19600101", "20261126083000", vitalsSet{"22", "95", "0", "105", "95", "A", "37.0"}))
+	// Worse still: RR 26 (3), SpO2 91 (3), O2 2 L (2) -> 14 emergency.
+	send(3, nursing("N3", "S1", "19600101", "20261126084500", vitalsSet{"26", "91", "2", "105", "95", "A", "37.0"}))
+	// Over an hour later, better but without a temperature (the last one,
+	// 08:45, is stale): incomplete, which proves nothing; the alert stays.
+	send(4, nursing("N4", "S1", "19600101", "20261126100000", vitalsSet{"16", "97", "0", "125", "75", "A", ""}))
+	if s := lastScore(t, url, key, "news2"); s.Complete || len(s.Missing) != 1 {
+		t.Errorf("without temperature: %+v, want incomplete naming it", s)
+	}
+	// A complete, well set resolves the alert.
+	send(5, nursing("N5", "S1", "19600101", "20261126101500", vitalsSet{"16", "97", "0", "125", "75", "A", "37.0"}))
+	got := strings.Join(alertTypes(t, url, key), ",")
+	if got != "alert.raised,alert.escalated,alert.resolved" {
+		t.Errorf("alert events %q, want raised (urgent), escalated (emergency), resolved", got)
+	}
+	var deliveries, openAlerts int
+	query(t, url, `SELECT (SELECT count(*) FROM deliveries WHERE destination = 'log'), (SELECT count(*) FROM alerts WHERE status = 'open')`, nil, &deliveries, &openAlerts)
+	if deliveries != 3 || openAlerts != 0 {
+		t.Errorf("log deliveries %d, open alerts %d; want 3 and 0", deliveries, openAlerts)
+	}
+}
+
+func TestChildrenAreNotScored(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	run(t, st, url, routes, "r")
+	enqueue(t, st, nursing("C1", "KID", "20150601", "20261126080000", vitalsSet{"30", "90", "2", "85", "140", "V", "39.5"}))
+	waitDrained(t, url, 1)
+	var skipped, calculated int
+	var reason string
+	query(t, url, `SELECT count(*) FILTER (WHERE type = 'score.skipped'), count(*) FILTER (WHERE type = 'score.calculated'),
+		coalesce(max(payload->>'reason'), '') FROM events WHERE patient_key = 'HOSP/KID'`, nil, &skipped, &calculated, &reason)
+	if skipped != 2 || calculated != 0 || !strings.Contains(reason, "16") {
+		t.Errorf("skipped %d, calculated %d, reason %q; want both scores skipped for a child, with the reason", skipped, calculated, reason)
+	}
+	if types := alertTypes(t, url, "HOSP/KID"); len(types) != 0 {
+		t.Errorf("alerts for a child: %v", types)
+	}
+}
+
+func TestLateObservationRecomputesItsOwnTimeAndTheCurrentPicture(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	run(t, st, url, routes, "r")
+	// 09:00 complete except consciousness; then consciousness charted for
+	// 08:50 arrives late: the 08:50 score and the current (09:00) one are
+	// recomputed, and the current one is now complete.
+	enqueue(t, st, nursing("L1", "L1", "19600101", "20261126090000", vitalsSet{"16", "97", "0", "125", "75", "", "37.0"}))
+	waitDrained(t, url, 1)
+	enqueue(t, st, nursing("L2", "L1", "19600101", "20261126085000", vitalsSet{acvpu: "C"}))
+	waitDrained(t, url, 2)
+	var current []byte
+	query(t, url, `SELECT e.payload FROM scores s JOIN events e ON e.id = s.event_id WHERE s.patient_key = 'HOSP/L1' AND s.score = 'news2'`, nil, &current)
+	var s struct {
+		AsOf     string `json:"as_of"`
+		Total    int    `json:"total"`
+		Complete bool   `json:"complete"`
+		Current  bool   `json:"current_picture"`
+	}
+	json.Unmarshal(current, &s)
+	if !strings.HasPrefix(s.AsOf, "2026-11-26T09:00:00") || !s.Complete || s.Total != 3 || !s.Current {
+		t.Errorf("current NEWS2 %+v, want the 09:00 picture recomputed: complete, 3 (new confusion)", s)
+	}
+	var n int
+	query(t, url, `SELECT count(*) FROM events WHERE type = 'score.calculated' AND payload->>'score' = 'news2' AND patient_key = 'HOSP/L1'`, nil, &n)
+	if n != 3 {
+		t.Errorf("%d NEWS2 scores, want 3 (09:00, the late 08:50, and 09:00 again)", n)
+	}
+}

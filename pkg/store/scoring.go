@@ -1,0 +1,393 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Tx is the transaction a batch is applied in, as offered to the router's
+// score and alert handlers: what they read sees the batch's own state
+// changes, and what they write commits with them.
+type Tx struct {
+	tx    pgx.Tx
+	links map[string]string
+}
+
+// StateKey is the key a patient's state is kept under, after merges.
+func (t *Tx) StateKey(patientKey string) string { return stateKey(patientKey, t.links) }
+
+// Value is one parameter's latest valid value.
+type Value struct {
+	Parameter  string
+	Numeric    string // exact decimal, "" when not numeric
+	Text       string // coded value
+	Status     string
+	ObservedAt time.Time
+	EventID    uuid.UUID
+}
+
+// LatestValues returns, for each parameter in freshness, the value observed
+// most recently at or before at, no older than the parameter's freshness
+// window, with one of the given statuses (never D or W: a retracted value
+// is no value).
+func (t *Tx) LatestValues(ctx context.Context, patientKey string, at time.Time, freshness map[string]time.Duration, statuses []string) ([]Value, error) {
+	params := make([]string, 0, len(freshness))
+	windows := make([]time.Duration, 0, len(freshness))
+	for p, w := range freshness {
+		params, windows = append(params, p), append(windows, w)
+	}
+	rows, err := t.tx.Query(ctx, `
+		SELECT v.parameter, coalesce(v.value_numeric::text, ''), coalesce(v.value_text, ''), v.status, v.observed_at, v.event_id
+		FROM unnest($2::text[], $3::interval[]) AS p(name, window_)
+		CROSS JOIN LATERAL (
+			SELECT parameter, value_numeric, value_text, status, observed_at, event_id FROM observations
+			WHERE patient_key = $1 AND parameter = p.name
+			  AND observed_at <= $4 AND observed_at > $4 - p.window_
+			  AND status = ANY($5) AND status NOT IN ('D', 'W')
+			  AND (value_numeric IS NOT NULL OR value_text IS NOT NULL)
+			ORDER BY observed_at DESC LIMIT 1) v`,
+		t.StateKey(patientKey), params, windows, at, statuses)
+	if err != nil {
+		return nil, fmt.Errorf("read latest values: %w", err)
+	}
+	defer rows.Close()
+	var vs []Value
+	for rows.Next() {
+		var v Value
+		if err := rows.Scan(&v.Parameter, &v.Numeric, &v.Text, &v.Status, &v.ObservedAt, &v.EventID); err != nil {
+			return nil, fmt.Errorf("scan value: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
+}
+
+// LatestObservedAt is the clinical time of the patient's newest valid
+// observation of any of params: the time the patient's current picture is
+// computed at. ok is false when there is none.
+func (t *Tx) LatestObservedAt(ctx context.Context, patientKey string, params, statuses []string) (at time.Time, ok bool, err error) {
+	var ts *time.Time
+	err = t.tx.QueryRow(ctx, `SELECT max(observed_at) FROM observations
+		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')`,
+		t.StateKey(patientKey), params, statuses).Scan(&ts)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read latest observation time: %w", err)
+	}
+	if ts == nil {
+		return time.Time{}, false, nil
+	}
+	return *ts, true, nil
+}
+
+// Patient is what scoring and alerting need to know about a patient.
+type Patient struct {
+	PatientID   string
+	BirthDate   time.Time // zero when unknown
+	SpO2Scale   int
+	Location    string
+	EncounterID string
+}
+
+// Patient reads a patient's facts; an unknown patient has scale 1 and
+// nothing else.
+func (t *Tx) Patient(ctx context.Context, patientKey string) (Patient, error) {
+	return readPatient(ctx, t.tx, t.StateKey(patientKey))
+}
+
+func readPatient(ctx context.Context, q pgx.Tx, key string) (Patient, error) {
+	p := Patient{SpO2Scale: 1}
+	var birth *time.Time
+	var loc, enc *string
+	err := q.QueryRow(ctx, `SELECT patient_id, birth_date, spo2_scale, location, encounter_id FROM patients WHERE patient_key = $1`, key).
+		Scan(&p.PatientID, &birth, &p.SpO2Scale, &loc, &enc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("read patient: %w", err)
+	}
+	if birth != nil {
+		p.BirthDate = *birth
+	}
+	if loc != nil {
+		p.Location = *loc
+	}
+	if enc != nil {
+		p.EncounterID = *enc
+	}
+	return p, nil
+}
+
+// SetSpO2Scale records a patient's NEWS2 SpO2 scale and who set it.
+func (t *Tx) SetSpO2Scale(ctx context.Context, patientKey, patientID string, scale int, by string, at time.Time) error {
+	return setSpO2Scale(ctx, t.tx, t.StateKey(patientKey), patientID, scale, by, at)
+}
+
+func setSpO2Scale(ctx context.Context, q pgx.Tx, key, patientID string, scale int, by string, at time.Time) error {
+	_, err := q.Exec(ctx, `INSERT INTO patients AS p (patient_key, patient_id, spo2_scale, spo2_scale_set_by, spo2_scale_set_at)
+		VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (patient_key) DO UPDATE SET spo2_scale = EXCLUDED.spo2_scale, spo2_scale_set_by = EXCLUDED.spo2_scale_set_by,
+			spo2_scale_set_at = EXCLUDED.spo2_scale_set_at, updated_at = now()
+		WHERE p.spo2_scale_set_at IS NULL OR p.spo2_scale_set_at <= EXCLUDED.spo2_scale_set_at`,
+		key, clean(patientID), scale, clean(by), at)
+	if err != nil {
+		return fmt.Errorf("set SpO2 scale: %w", err)
+	}
+	return nil
+}
+
+// Score is a patient's score of one kind at a clinical time.
+type Score struct {
+	Score    string
+	At       time.Time
+	Total    int
+	Risk     string
+	Complete bool
+	EventID  uuid.UUID
+}
+
+// SaveScore records a computed score as the patient's current one unless a
+// score at a later clinical time is already current; it reports whether
+// this one is now current.
+func (t *Tx) SaveScore(ctx context.Context, patientKey string, s Score) (current bool, err error) {
+	tag, err := t.tx.Exec(ctx, `INSERT INTO scores AS s (patient_key, score, calculated_at, total, risk, complete, event_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (patient_key, score) DO UPDATE SET calculated_at = EXCLUDED.calculated_at, total = EXCLUDED.total,
+			risk = EXCLUDED.risk, complete = EXCLUDED.complete, event_id = EXCLUDED.event_id, updated_at = now()
+		WHERE s.calculated_at <= EXCLUDED.calculated_at`,
+		t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID)
+	if err != nil {
+		return false, fmt.Errorf("save score: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// InsertEvents writes events produced inside the transaction (scores,
+// alerts); an event already written (a replay) is left as it is.
+func (t *Tx) InsertEvents(ctx context.Context, rows []EventRow) error {
+	b := &pgx.Batch{}
+	for i := range rows {
+		e := &rows[i]
+		b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+			e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
+			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
+	}
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	return nil
+}
+
+// Alert is an alert's state (the alerts table).
+type Alert struct {
+	ID             uuid.UUID
+	PatientKey     string
+	PatientID      string
+	Rule           string
+	Score          string
+	Severity       string
+	Level          int
+	Status         string // open or resolved
+	RaisedAt       time.Time
+	UpdatedAt      time.Time
+	LastNotifiedAt time.Time
+	ScoreEventID   uuid.UUID
+	ScoreAt        time.Time
+	MessageID      uuid.UUID
+	AcknowledgedBy string
+	AcknowledgedAt time.Time
+	ResolvedAt     time.Time
+}
+
+const alertColumns = `id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at, last_notified_at,
+	score_event_id, score_at, message_id, coalesce(acknowledged_by, ''), acknowledged_at, resolved_at`
+
+func scanAlert(row pgx.Row) (*Alert, error) {
+	var a Alert
+	var ackAt, resolvedAt *time.Time
+	err := row.Scan(&a.ID, &a.PatientKey, &a.PatientID, &a.Rule, &a.Score, &a.Severity, &a.Level, &a.Status, &a.RaisedAt, &a.UpdatedAt,
+		&a.LastNotifiedAt, &a.ScoreEventID, &a.ScoreAt, &a.MessageID, &a.AcknowledgedBy, &ackAt, &resolvedAt)
+	if err != nil {
+		return nil, err
+	}
+	if ackAt != nil {
+		a.AcknowledgedAt = *ackAt
+	}
+	if resolvedAt != nil {
+		a.ResolvedAt = *resolvedAt
+	}
+	return &a, nil
+}
+
+// OpenAlert returns the patient's open alert for a rule, locked for this
+// transaction, or nil when there is none.
+func (t *Tx) OpenAlert(ctx context.Context, patientKey, rule string) (*Alert, error) {
+	a, err := scanAlert(t.tx.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts
+		WHERE patient_key = $1 AND rule = $2 AND status = 'open' FOR UPDATE`, t.StateKey(patientKey), rule))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read open alert: %w", err)
+	}
+	return a, nil
+}
+
+// SaveAlert inserts or updates an alert.
+func (t *Tx) SaveAlert(ctx context.Context, a *Alert) error {
+	return saveAlert(ctx, t.tx, a)
+}
+
+func saveAlert(ctx context.Context, q pgx.Tx, a *Alert) error {
+	var ackBy *string
+	var ackAt, resolvedAt *time.Time
+	if a.AcknowledgedBy != "" {
+		ackBy, ackAt = &a.AcknowledgedBy, &a.AcknowledgedAt
+	}
+	if !a.ResolvedAt.IsZero() {
+		resolvedAt = &a.ResolvedAt
+	}
+	_, err := q.Exec(ctx, `INSERT INTO alerts (id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at,
+			last_notified_at, score_event_id, score_at, message_id, acknowledged_by, acknowledged_at, resolved_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, level = EXCLUDED.level, status = EXCLUDED.status,
+			updated_at = EXCLUDED.updated_at, last_notified_at = EXCLUDED.last_notified_at, score_event_id = EXCLUDED.score_event_id,
+			score_at = EXCLUDED.score_at, message_id = EXCLUDED.message_id, acknowledged_by = EXCLUDED.acknowledged_by,
+			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at`,
+		a.ID, a.PatientKey, clean(a.PatientID), a.Rule, a.Score, a.Severity, a.Level, a.Status, a.RaisedAt, a.UpdatedAt,
+		a.LastNotifiedAt, a.ScoreEventID, a.ScoreAt, a.MessageID, ackBy, ackAt, resolvedAt)
+	if err != nil {
+		return fmt.Errorf("save alert: %w", err)
+	}
+	return nil
+}
+
+// QueueDelivery queues an alert event for a webhook or log destination; a
+// delivery queued already (a replay) is not queued twice.
+func (t *Tx) QueueDelivery(ctx context.Context, eventID, alertID uuid.UUID, destination, kind string) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO deliveries (event_id, alert_id, destination, kind) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (event_id, destination) DO NOTHING`, eventID, alertID, destination, kind)
+	if err != nil {
+		return fmt.Errorf("queue delivery: %w", err)
+	}
+	return nil
+}
+
+// Notify sends a PostgreSQL notification when the transaction commits, and
+// not at all if it rolls back.
+func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
+	if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("notify %s: %w", channel, err)
+	}
+	return nil
+}
+
+// ErrNotFound is returned when the patient or alert named does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrAmbiguous is returned when a bare patient ID names patients of
+// several assigning authorities.
+var ErrAmbiguous = errors.New("store: patient ID is ambiguous; give authority/id")
+
+// audit records who did what, in the caller's transaction.
+func audit(ctx context.Context, q pgx.Tx, actor, action, target string, details []byte) error {
+	if details == nil {
+		details = []byte("{}")
+	}
+	_, err := q.Exec(ctx, `INSERT INTO audit_log (actor, action, target, details) VALUES ($1, $2, $3, $4)`,
+		clean(actor), action, clean(target), details)
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// resolvePatient finds a patient by key ("authority/id") or, failing that,
+// by a bare ID when only one authority uses it; merged-away keys lead to
+// the survivor.
+func resolvePatient(ctx context.Context, q pgx.Tx, ref string) (key, id string, err error) {
+	rows, err := q.Query(ctx, `
+		SELECT coalesce(l.surviving_key, p.patient_key), p.patient_id FROM patients p
+		LEFT JOIN patient_links l ON l.prior_key = p.patient_key
+		WHERE p.patient_key = $1
+		UNION
+		SELECT coalesce(l.surviving_key, p.patient_key), p.patient_id FROM patients p
+		LEFT JOIN patient_links l ON l.prior_key = p.patient_key
+		WHERE p.patient_id = $1 AND NOT EXISTS (SELECT 1 FROM patients WHERE patient_key = $1)`, ref)
+	if err != nil {
+		return "", "", fmt.Errorf("find patient: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(&key, &id); err != nil {
+			return "", "", fmt.Errorf("find patient: %w", err)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return "", "", fmt.Errorf("find patient: %w", err)
+	}
+	switch n {
+	case 0:
+		return "", "", ErrNotFound
+	case 1:
+		return key, id, nil
+	}
+	return "", "", ErrAmbiguous
+}
+
+// SetSpO2ScaleByClinician records a clinician's choice of NEWS2 SpO2 scale
+// for a patient (named by "authority/id" or an unambiguous ID) and audits
+// it. It returns the patient key.
+func (s *Store) SetSpO2ScaleByClinician(ctx context.Context, patientRef string, scale int, actor string, at time.Time) (string, error) {
+	var key string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		k, id, err := resolvePatient(ctx, tx, patientRef)
+		if err != nil {
+			return err
+		}
+		key = k
+		if err := setSpO2Scale(ctx, tx, k, id, scale, actor, at); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "patient.spo2_scale", k, fmt.Appendf(nil, `{"scale": %d}`, scale))
+	})
+	return key, err
+}
+
+// AcknowledgeAlert records that actor acknowledged an alert: the alert row,
+// the alert.acknowledged event made by event (from the alert as it was),
+// and the audit row, in one transaction. An alert acknowledged already is
+// returned unchanged with already set.
+func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string, at time.Time, event func(*Alert) EventRow) (a *Alert, already bool, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		a, err = scanAlert(tx.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = $1 FOR UPDATE`, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("read alert: %w", err)
+		}
+		if a.AcknowledgedBy != "" {
+			already = true
+			return nil
+		}
+		a.AcknowledgedBy, a.AcknowledgedAt, a.UpdatedAt = actor, at, at
+		if err := saveAlert(ctx, tx, a); err != nil {
+			return err
+		}
+		t := &Tx{tx: tx}
+		if err := t.InsertEvents(ctx, []EventRow{event(a)}); err != nil {
+			return err
+		}
+		return audit(ctx, tx, actor, "alert.acknowledge", id.String(), nil)
+	})
+	return a, already, err
+}
