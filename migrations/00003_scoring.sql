@@ -55,8 +55,8 @@ COMMENT ON TABLE alerts IS 'One row per alert: opened when a score meets a rule,
 COMMENT ON COLUMN alerts.id IS 'Alert ID, deterministic from the score event that raised it. It names the alert across all its notifications (raised, escalated, renotified, resolved, acknowledged); each notification is one event, and receivers de-duplicate deliveries by that event''s id.';
 COMMENT ON COLUMN alerts.rule IS 'The routes.yaml alert rule.';
 COMMENT ON COLUMN alerts.score IS 'news2, qsofa or sirs.';
-COMMENT ON COLUMN alerts.severity IS 'Severity of the current level, as named in the rule (e.g. urgent, emergency).';
-COMMENT ON COLUMN alerts.level IS 'Rank of the current level within the rule: higher is more severe; escalation raises it.';
+COMMENT ON COLUMN alerts.severity IS 'Severity of the most severe level the alert has reached while open, as named in the rule (e.g. urgent, emergency); it never falls while the alert is open, so a wavering score escalates once.';
+COMMENT ON COLUMN alerts.level IS 'Rank of that level within the rule: higher is more severe; only a score above it escalates.';
 COMMENT ON COLUMN alerts.last_notified_at IS 'When destinations were last notified; re-notification waits for an escalation or the rule''s renotify_after.';
 COMMENT ON COLUMN alerts.score_event_id IS 'The score.calculated event behind the current level (lineage: score -> observations -> raw messages).';
 COMMENT ON COLUMN alerts.score_at IS 'Clinical time of that score.';

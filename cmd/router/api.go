@@ -25,7 +25,7 @@ const maxBody = 64 << 10
 
 // clinicalAPI mounts the endpoints clinicians use: the SpO2 scale of a
 // patient and alert acknowledgement. Both are audited.
-func clinicalAPI(r chi.Router, st *store.Store) {
+func clinicalAPI(r chi.Router, st *store.Store, rt *router.Router) {
 	r.Put("/api/v1/patients/{patient_id}/spo2-scale", func(w http.ResponseWriter, req *http.Request) {
 		actor, ok := requireActor(w, req)
 		if !ok {
@@ -66,10 +66,7 @@ func clinicalAPI(r chi.Router, st *store.Store) {
 			apiError(w, http.StatusBadRequest, "id: not an alert ID")
 			return
 		}
-		now := time.Now()
-		a, already, err := st.AcknowledgeAlert(req.Context(), id, actor, now, func(a *store.Alert) store.EventRow {
-			return router.AcknowledgementEvent(a, actor, now)
-		})
+		a, already, err := rt.Acknowledge(req.Context(), id, actor, time.Now())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			apiError(w, http.StatusNotFound, "no such alert")

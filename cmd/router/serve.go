@@ -20,6 +20,7 @@ import (
 
 	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/admin"
+	"github.com/aortahealth/aorta/pkg/delivery"
 	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/router"
 	"github.com/aortahealth/aorta/pkg/store"
@@ -136,6 +137,11 @@ func runServe(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rc.ID, rc.DatabaseURL, rc.Logger = id, d.DatabaseURL, log
 	rc.Metrics = router.NewMetrics(reg, st)
+	// Deliveries are sent by their own worker, so a slow or dead webhook
+	// never holds up scoring: the router only queues them in its
+	// transaction and wakes the worker once that has committed.
+	deliveries := delivery.New(st, destinationsOf(routes), delivery.Options{Logger: log, Metrics: delivery.NewMetrics(reg, st)})
+	rc.OnDeliveries = deliveries.Wake
 	rt := router.New(st, routes, rc)
 
 	var reloadMu sync.Mutex
@@ -149,6 +155,7 @@ func runServe(ctx context.Context, args []string) error {
 			return err
 		}
 		rt.Reload(next)
+		deliveries.SetDestinations(destinationsOf(next))
 		log.Info("routes reloaded", "file", routesFile, "trigger", reason, "routes", len(next.Routes))
 		return nil
 	}
@@ -185,7 +192,7 @@ func runServe(ctx context.Context, args []string) error {
 		mux.Get("/api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusOK, routesSummary(rt.Routes()))
 		})
-		clinicalAPI(mux, st)
+		clinicalAPI(mux, st, rt)
 		mux.Post("/api/v1/routes/reload", func(w http.ResponseWriter, _ *http.Request) {
 			if err := reload("api"); err != nil {
 				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"reloaded": false, "error": err.Error()})
@@ -204,6 +211,8 @@ func runServe(ctx context.Context, args []string) error {
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	go func() { runErr <- rt.Run(runCtx) }()
+	deliveryErr := make(chan error, 1)
+	go func() { deliveryErr <- deliveries.Run(runCtx) }()
 
 	var result error
 	select {
@@ -213,15 +222,28 @@ func runServe(ctx context.Context, args []string) error {
 		result = fmt.Errorf("admin HTTP server stopped: %w", err)
 	case err := <-runErr:
 		return err
+	case err := <-deliveryErr:
+		result = fmt.Errorf("delivery worker stopped: %w", err)
 	}
 	cancelRun()
+	deadline := time.After(shutdown)
 	select {
 	case err := <-runErr:
 		if err != nil && result == nil {
 			result = err
 		}
-	case <-time.After(shutdown):
+	case <-deadline:
 		log.Warn("shutdown timeout passed with batches in flight; they roll back and are retried")
+	}
+	// A delivery cut short is sent again by the next router (at least
+	// once); waiting for it only spares the receiver a duplicate.
+	select {
+	case err := <-deliveryErr:
+		if err != nil && !errors.Is(err, context.Canceled) && result == nil {
+			result = fmt.Errorf("delivery worker: %w", err)
+		}
+	case <-deadline:
+		log.Warn("shutdown timeout passed with deliveries in flight; they are sent again after their lease")
 	}
 	if httpSrv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -234,6 +256,26 @@ func runServe(ctx context.Context, args []string) error {
 
 func loadRoutes(file string) (*route.Config, error) {
 	return route.Load(file, registry())
+}
+
+// destinationsOf maps the routes file's webhook and log destinations to
+// the delivery worker's. NOTIFY destinations are not there: the router's
+// own transaction sends them.
+func destinationsOf(c *route.Config) map[string]delivery.Destination {
+	out := map[string]delivery.Destination{}
+	for name, d := range c.Destinations {
+		dst := delivery.Destination{Name: name, MaxAttempts: d.MaxAttempts, Backoff: d.Backoff, MaxBackoff: d.MaxBackoff}
+		switch d.Kind {
+		case route.KindWebhook:
+			dst.Kind, dst.URL, dst.Secret, dst.Timeout = delivery.KindWebhook, d.Webhook.URL, []byte(d.Webhook.Secret), d.Webhook.Timeout
+		case route.KindLog:
+			dst.Kind = delivery.KindLog
+		default:
+			continue
+		}
+		out[name] = dst
+	}
+	return out
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -170,6 +170,16 @@ func (r *AlertRule) LevelFor(f ScoreFacts) (AlertLevel, bool) {
 	return AlertLevel{}, false
 }
 
+// AlertRule returns the alert rule named name, or nil.
+func (c *Config) AlertRule(name string) *AlertRule {
+	for _, r := range c.Alerts {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
 // AlertsFor returns the rules that read a score, in file order.
 func (c *Config) AlertsFor(score string) []*AlertRule {
 	var out []*AlertRule

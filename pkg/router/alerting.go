@@ -26,7 +26,11 @@ const (
 // score, with restraint: one open alert per patient and rule; notify on
 // raising, on escalation, and again only after the rule's renotify_after;
 // resolve only on a complete score below the rule, since an incomplete
-// score (a lower bound) cannot show that the patient improved.
+// score (a lower bound) cannot show that the patient improved. An open
+// alert keeps the most severe level it reached: a score that wavers
+// between two levels (7, 5, 7, 5) escalates once, not at every rise, and
+// the team that answered the emergency is not told it is merely urgent
+// while the patient is still unwell.
 func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, t scoreTarget, scoreEv store.EventRow, res score.Result, facts store.Patient) error {
 	f := route.ScoreFacts{Total: res.Total, Risk: res.Risk, SingleParameter3: res.SingleParameter3}
 	now := time.Now()
@@ -59,7 +63,7 @@ func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, 
 		default:
 			continue // no alert, or an incomplete score that proves nothing
 		}
-		if holds {
+		if holds && (open == nil || level.Rank > open.Level) {
 			a.Severity, a.Level = level.Severity, level.Rank
 		}
 		a.ScoreEventID, a.ScoreAt, a.MessageID, a.UpdatedAt = scoreEv.ID, scoreEv.OccurredAt, t.messageID, now
@@ -79,8 +83,10 @@ func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, 
 		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
 			return err
 		}
-		if err := r.deliver(ctx, tx, rule, a, ev); err != nil {
+		if queued, err := deliver(ctx, tx, rule, a, ev); err != nil {
 			return err
+		} else if queued {
+			r.queued.Store(true)
 		}
 		r.cfg.Metrics.alerted(rule.Name, typ)
 	}
@@ -89,8 +95,9 @@ func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, 
 
 // deliver queues an alert event for each of the rule's destinations in
 // the alert's own transaction: NOTIFY goes out at commit; webhooks and the
-// log are sent by the delivery worker from the durable queue.
-func (r *Router) deliver(ctx context.Context, tx *store.Tx, rule *route.AlertRule, a *store.Alert, ev store.EventRow) error {
+// log are sent by the delivery worker from the durable queue, and queued
+// says the worker has work once the transaction commits.
+func deliver(ctx context.Context, tx *store.Tx, rule *route.AlertRule, a *store.Alert, ev store.EventRow) (queued bool, err error) {
 	for _, d := range rule.Destinations {
 		switch d.Kind {
 		case route.KindNotify:
@@ -99,16 +106,42 @@ func (r *Router) deliver(ctx context.Context, tx *store.Tx, rule *route.AlertRul
 				"severity": a.Severity, "patient_key": a.PatientKey,
 			})
 			if err := tx.Notify(ctx, d.Channel, string(note)); err != nil {
-				return err
+				return false, err
 			}
 		default:
 			if err := tx.QueueDelivery(ctx, ev.ID, a.ID, d.Name, d.Kind); err != nil {
-				return err
+				return false, err
 			}
-			r.queued.Store(true)
+			queued = true
 		}
 	}
-	return nil
+	return queued, nil
+}
+
+// Acknowledge records a clinician's acknowledgement of an alert and sends
+// the alert.acknowledged event to the rule's destinations, so that a
+// paging system can stop paging. The alert stays open until the score
+// falls. A rule no longer in the routes still gets its event, with nowhere
+// to deliver it.
+func (r *Router) Acknowledge(ctx context.Context, id uuid.UUID, actor string, at time.Time) (a *store.Alert, already bool, err error) {
+	routes := r.routes.Load()
+	var queued bool
+	a, already, err = r.store.AcknowledgeAlert(ctx, id, actor, at, func(ctx context.Context, tx *store.Tx, a *store.Alert) error {
+		ev := AcknowledgementEvent(a, actor, at)
+		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
+			return err
+		}
+		rule := routes.AlertRule(a.Rule)
+		if rule == nil {
+			return nil
+		}
+		queued, err = deliver(ctx, tx, rule, a, ev)
+		return err
+	})
+	if err == nil && queued && r.cfg.OnDeliveries != nil {
+		r.cfg.OnDeliveries()
+	}
+	return a, already, err
 }
 
 // alertEvent is what a rapid-response nurse needs: who and where, the

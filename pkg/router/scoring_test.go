@@ -3,17 +3,22 @@ package router_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aortahealth/aorta/internal/pgtest"
 	"github.com/aortahealth/aorta/pkg/event"
 	"github.com/aortahealth/aorta/pkg/route"
+	"github.com/aortahealth/aorta/pkg/router"
 	"github.com/aortahealth/aorta/pkg/score"
+	"github.com/aortahealth/aorta/pkg/store"
 )
 
 // scoringRoutes is the shipped parameter tables with a nursing route that
@@ -155,6 +160,70 @@ func TestScoresAndAlertsFollowThePatient(t *testing.T) {
 	query(t, url, `SELECT (SELECT count(*) FROM deliveries WHERE destination = 'log'), (SELECT count(*) FROM alerts WHERE status = 'open')`, nil, &deliveries, &openAlerts)
 	if deliveries != 3 || openAlerts != 0 {
 		t.Errorf("log deliveries %d, open alerts %d; want 3 and 0", deliveries, openAlerts)
+	}
+}
+
+// A score wavering between two levels must not page the team at every
+// rise: the open alert keeps its most severe level and escalates once.
+func TestWaveringScoreEscalatesOnce(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	run(t, st, url, routes, "r")
+	const key = "HOSP/W1"
+	urgent := vitalsSet{"22", "95", "0", "105", "95", "A", "37.0"}    // 2+1+1+1 = 5
+	emergency := vitalsSet{"25", "93", "0", "105", "95", "A", "37.0"} // 3+2+1+1 = 7
+	for i, v := range []vitalsSet{urgent, emergency, urgent, emergency, urgent} {
+		enqueue(t, st, nursing(fmt.Sprintf("W%d", i), "W1", "19600101", fmt.Sprintf("202611260%d0000", i+1), v))
+		waitDrained(t, url, i+1)
+	}
+	if got := strings.Join(alertTypes(t, url, key), ","); got != "alert.raised,alert.escalated" {
+		t.Errorf("alert events %q, want one raise (urgent) and one escalation (emergency)", got)
+	}
+	var severity string
+	var total int
+	query(t, url, `SELECT a.severity, s.total FROM alerts a JOIN scores s ON s.patient_key = a.patient_key AND s.score = a.score
+		WHERE a.status = 'open'`, nil, &severity, &total)
+	if severity != "emergency" || total != 5 {
+		t.Errorf("open alert %s with current NEWS2 %d; want it to stay emergency while the score is 5", severity, total)
+	}
+}
+
+// An acknowledgement is an event, audited, and delivered like the alert
+// itself so that a paging system can stop paging; a second one changes
+// nothing.
+func TestAcknowledgeAlert(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	run(t, st, url, routes, "r")
+	enqueue(t, st, nursing("A1", "A1", "19600101", "20261126080000", vitalsSet{"25", "93", "0", "105", "95", "A", "37.0"}))
+	waitDrained(t, url, 1)
+	var id uuid.UUID
+	query(t, url, `SELECT id FROM alerts WHERE status = 'open'`, nil, &id)
+
+	woken := 0
+	api := router.New(st, routes, router.Config{ID: "api", DatabaseURL: url, OnDeliveries: func() { woken++ }})
+	at := time.Date(2026, 11, 26, 8, 5, 0, 0, time.UTC)
+	a, already, err := api.Acknowledge(context.Background(), id, "nurse.jones", at)
+	if err != nil || already || a.AcknowledgedBy != "nurse.jones" || a.Status != "open" {
+		t.Fatalf("acknowledge: %+v, already %v, %v; want acknowledged by nurse.jones and still open", a, already, err)
+	}
+	if _, already, err := api.Acknowledge(context.Background(), id, "dr.smith", at.Add(time.Minute)); err != nil || !already {
+		t.Fatalf("second acknowledgement: already %v, %v; want already", already, err)
+	}
+	var events, logDeliveries, audits int
+	var by string
+	query(t, url, `SELECT (SELECT count(*) FROM events WHERE type = 'alert.acknowledged'),
+		(SELECT max(payload->>'acknowledged_by') FROM events WHERE type = 'alert.acknowledged'),
+		(SELECT count(*) FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.type = 'alert.acknowledged' AND d.destination = 'log'),
+		(SELECT count(*) FROM audit_log WHERE action = 'alert.acknowledge' AND actor = 'nurse.jones' AND target = $1)`,
+		[]any{id.String()}, &events, &by, &logDeliveries, &audits)
+	if events != 1 || by != "nurse.jones" || logDeliveries != 1 || audits != 1 || woken != 1 {
+		t.Errorf("events %d (by %q), log deliveries %d, audit rows %d, worker woken %d; want one each, by nurse.jones", events, by, logDeliveries, audits, woken)
+	}
+	if _, _, err := api.Acknowledge(context.Background(), uuid.New(), "nurse.jones", at); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown alert: %v, want ErrNotFound", err)
 	}
 }
 

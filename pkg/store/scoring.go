@@ -362,11 +362,11 @@ func (s *Store) SetSpO2ScaleByClinician(ctx context.Context, patientRef string, 
 	return key, err
 }
 
-// AcknowledgeAlert records that actor acknowledged an alert: the alert row,
-// the alert.acknowledged event made by event (from the alert as it was),
-// and the audit row, in one transaction. An alert acknowledged already is
-// returned unchanged with already set.
-func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string, at time.Time, event func(*Alert) EventRow) (a *Alert, already bool, err error) {
+// AcknowledgeAlert records that actor acknowledged an alert: the alert row
+// and the audit row, and whatever then writes in the same transaction (the
+// alert.acknowledged event and its deliveries). An alert acknowledged
+// already is returned unchanged with already set, and then is not called.
+func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string, at time.Time, then func(context.Context, *Tx, *Alert) error) (a *Alert, already bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		a, err = scanAlert(tx.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -383,8 +383,7 @@ func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string
 		if err := saveAlert(ctx, tx, a); err != nil {
 			return err
 		}
-		t := &Tx{tx: tx}
-		if err := t.InsertEvents(ctx, []EventRow{event(a)}); err != nil {
+		if err := then(ctx, &Tx{tx: tx}, a); err != nil {
 			return err
 		}
 		return audit(ctx, tx, actor, "alert.acknowledge", id.String(), nil)
