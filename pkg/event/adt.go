@@ -297,13 +297,14 @@ func (mp *mapper) visit(i int) *Visit {
 	pv1 := mp.segs[i]
 	return &Visit{
 		Class:         leaf(pv1.Field(2)),
-		Location:      placeOf(pv1.Field(3).Repetition(1)),
-		PriorLocation: placeOf(pv1.Field(6).Repetition(1)),
+		Location:      PlaceOf(pv1.Field(3).Repetition(1)),
+		PriorLocation: PlaceOf(pv1.Field(6).Repetition(1)),
 		EncounterID:   mp.encounterID(i),
 	}
 }
 
-func placeOf(f hl7.Element) Place {
+// PlaceOf reads a location field (PL: PV1-3, PV1-6).
+func PlaceOf(f hl7.Element) Place {
 	l := locationOf(f)
 	if l == nil {
 		return Place{}

@@ -84,9 +84,10 @@ func Process(routes *route.Config, w store.Work) (p store.Processed, err error) 
 	return p, nil
 }
 
-// patientFacts reads what scoring needs to know about the message's
-// patient beyond its events: the date of birth (PID-7), which decides
-// whether adult scores apply.
+// patientFacts reads what scoring and alerting need to know about the
+// message's patient beyond its events: the date of birth (PID-7), which
+// decides whether adult scores apply, and the location (PV1-3), which an
+// alert carries to the rapid-response team.
 func patientFacts(msg *hl7.Message, h hl7.Header, loc *time.Location) []store.PatientFacts {
 	id, ok := patient.Primary(msg)
 	if !ok {
@@ -102,6 +103,9 @@ func patientFacts(msg *hl7.Message, h hl7.Header, loc *time.Location) []store.Pa
 				f.BirthDate = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 			}
 		}
+	}
+	if pv1 := msg.Segment("PV1", 1); pv1 != nil {
+		f.Location = event.PlaceOf(pv1.Field(3).Repetition(1)).String()
 	}
 	return []store.PatientFacts{f}
 }

@@ -67,6 +67,7 @@ type vitalsSet struct {
 func nursing(cid, mrn, birth, at string, v vitalsSet) string {
 	s := fmt.Sprintf("MSH|^~\\&|EOBS|WARD|AORTA|HOSP|%s+0000||ORU^R01|%s|P|2.5\r", at, cid) +
 		fmt.Sprintf("PID|||%s^^^HOSP^MR||DOE^JANE||%s\r", mrn, birth) +
+		"PV1|1|I|WARD7^12^B\r" +
 		fmt.Sprintf("OBR|1|||NEWS2|||%s+0000\r", at)
 	n := 0
 	obx := func(code, typ, value, unit string) {
@@ -200,7 +201,14 @@ func TestAcknowledgeAlert(t *testing.T) {
 	enqueue(t, st, nursing("A1", "A1", "19600101", "20261126080000", vitalsSet{"25", "93", "0", "105", "95", "A", "37.0"}))
 	waitDrained(t, url, 1)
 	var id uuid.UUID
-	query(t, url, `SELECT id FROM alerts WHERE status = 'open'`, nil, &id)
+	var location string
+	query(t, url, `SELECT a.id, e.payload->>'location' FROM alerts a JOIN events e ON e.type = 'alert.raised' AND (e.payload->>'alert_id')::uuid = a.id
+		WHERE a.status = 'open'`, nil, &id, &location)
+	// No ADT feed introduced the patient: the location comes from the
+	// result's PV1-3.
+	if location != "WARD7^12^B" {
+		t.Errorf("alert location %q, want WARD7^12^B from PV1-3", location)
+	}
 
 	woken := 0
 	api := router.New(st, routes, router.Config{ID: "api", DatabaseURL: url, OnDeliveries: func() { woken++ }})

@@ -247,6 +247,11 @@ type PatientFacts struct {
 	PatientKey string
 	PatientID  string
 	BirthDate  time.Time // PID-7; zero when not given
+	// Location is PV1-3 as point_of_care^room^bed^facility, "" when not
+	// given. It only fills a patient's location that no ADT message set:
+	// ADT is authoritative, and results systems often send a location
+	// they cached when the order was placed.
+	Location string
 }
 
 func queueFacts(b *pgx.Batch, f PatientFacts, links map[string]string) {
@@ -259,10 +264,13 @@ func queueFacts(b *pgx.Batch, f PatientFacts, links map[string]string) {
 	}
 	// Every patient a message names gets a row, so that a clinician can
 	// set its SpO2 scale even when no ADT feed introduced it.
-	b.Queue(`INSERT INTO patients AS p (patient_key, patient_id, birth_date) VALUES ($1, $2, $3)
-		ON CONFLICT (patient_key) DO UPDATE SET birth_date = EXCLUDED.birth_date, updated_at = now()
-		WHERE EXCLUDED.birth_date IS NOT NULL AND p.birth_date IS DISTINCT FROM EXCLUDED.birth_date`,
-		stateKey(f.PatientKey, links), clean(f.PatientID), birth)
+	b.Queue(`INSERT INTO patients AS p (patient_key, patient_id, birth_date, location) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (patient_key) DO UPDATE SET
+			birth_date = coalesce(EXCLUDED.birth_date, p.birth_date),
+			location = coalesce(p.location, EXCLUDED.location), updated_at = now()
+		WHERE (EXCLUDED.birth_date IS NOT NULL AND p.birth_date IS DISTINCT FROM EXCLUDED.birth_date)
+			OR (p.location IS NULL AND EXCLUDED.location IS NOT NULL)`,
+		stateKey(f.PatientKey, links), clean(f.PatientID), birth, nullable(f.Location))
 }
 
 // holdMergedPatients makes a merge wait for the prior patient's earlier
