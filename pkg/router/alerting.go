@@ -31,10 +31,10 @@ const (
 // between two levels (7, 5, 7, 5) escalates once, not at every rise, and
 // the team that answered the emergency is not told it is merely urgent
 // while the patient is still unwell.
-func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, t scoreTarget, scoreEv store.EventRow, res score.Result, facts store.Patient) error {
+func alert(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, scoreEv store.EventRow, res score.Result, facts store.Patient) error {
 	f := route.ScoreFacts{Total: res.Total, Risk: res.Risk, SingleParameter3: res.SingleParameter3}
 	now := time.Now()
-	for _, rule := range routes.AlertsFor(res.Score) {
+	for _, rule := range sc.routes.AlertsFor(res.Score) {
 		level, holds := rule.LevelFor(f)
 		open, err := tx.OpenAlert(ctx, t.patientKey, rule.Name)
 		if err != nil {
@@ -83,12 +83,12 @@ func (r *Router) alert(ctx context.Context, tx *store.Tx, routes *route.Config, 
 		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
 			return err
 		}
-		if queued, err := deliver(ctx, tx, rule, a, ev); err != nil {
+		queued, err := deliver(ctx, tx, rule, a, ev)
+		if err != nil {
 			return err
-		} else if queued {
-			r.queued.Store(true)
 		}
-		r.cfg.Metrics.alerted(rule.Name, typ)
+		sc.queued = sc.queued || queued
+		sc.alerts = append(sc.alerts, alertOutcome{rule: rule.Name, typ: typ, receivedAt: t.receivedAt})
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/store"
 )
 
@@ -36,7 +37,7 @@ func (r *Router) applyLane(ctx context.Context, lease store.Lease, rows []store.
 			}
 			processed = append(processed, p)
 		}
-		if err := r.applyBatch(ctx, lease, processed); err != nil {
+		if err := r.applyBatch(ctx, lease, routes, processed); err != nil {
 			if !errors.Is(err, errStop) {
 				r.cfg.Logger.Warn("apply lane", "lane", lease.Lane, "err", err)
 			}
@@ -47,22 +48,21 @@ func (r *Router) applyLane(ctx context.Context, lease store.Lease, rows []store.
 
 // applyBatch commits one batch, isolating failures so that one bad row
 // costs only its own patient a retry.
-func (r *Router) applyBatch(ctx context.Context, lease store.Lease, batch []store.Processed) error {
+func (r *Router) applyBatch(ctx context.Context, lease store.Lease, routes *route.Config, batch []store.Processed) error {
 	if len(batch) == 0 {
 		return nil
 	}
 	actx, cancel := context.WithTimeout(ctx, r.cfg.ApplyTimeout)
 	start := time.Now()
-	err := r.store.Apply(actx, r.cfg.ID, lease, batch, laneOf, r.afterApply(batch))
+	sc := newBatchScoring(routes, batch)
+	err := r.store.Apply(actx, r.cfg.ID, lease, batch, laneOf, sc.work(r))
 	cancel()
 	r.cfg.Metrics.observeApply(len(batch), time.Since(start), err)
 	var wait *store.MergeWaitError
 	switch {
 	case err == nil:
 		r.observe(batch)
-		if r.queued.Swap(false) && r.cfg.OnDeliveries != nil {
-			r.cfg.OnDeliveries()
-		}
+		sc.committed(r)
 		return nil
 	case errors.Is(err, store.ErrLeaseLost):
 		r.cfg.Logger.Info("lane lease lost; another router takes over", "lane", lease.Lane)
@@ -77,7 +77,7 @@ func (r *Router) applyBatch(ctx context.Context, lease store.Lease, batch []stor
 		for i < len(batch) && batch[i].Work.OutboxID != wait.OutboxID {
 			i++
 		}
-		if perr := r.applyBatch(ctx, lease, batch[:i]); perr != nil {
+		if perr := r.applyBatch(ctx, lease, routes, batch[:i]); perr != nil {
 			return perr
 		}
 		if derr := r.store.Defer(ctx, wait.OutboxID, mergeRetryDelay); derr != nil {
@@ -95,7 +95,7 @@ func (r *Router) applyBatch(ctx context.Context, lease store.Lease, batch []stor
 			if k := p.Work.PatientKey; k != "" && held[k] {
 				continue
 			}
-			if err := r.applyBatch(ctx, lease, []store.Processed{p}); err != nil {
+			if err := r.applyBatch(ctx, lease, routes, []store.Processed{p}); err != nil {
 				if errors.Is(err, errStop) {
 					return err
 				}
@@ -147,18 +147,5 @@ func (r *Router) observe(batch []store.Processed) {
 		if !p.Work.Replay {
 			m.ackToEvent.Observe(now.Sub(p.Work.ReceivedAt).Seconds())
 		}
-	}
-}
-
-// afterApply returns the work to do inside a batch's transaction once its
-// state is written: scores and alerts. nil when nothing in the batch needs it.
-func (r *Router) afterApply(batch []store.Processed) func(context.Context, *store.Tx) error {
-	routes := r.routes.Load()
-	targets := scoreTargets(routes, batch)
-	if len(targets) == 0 {
-		return nil
-	}
-	return func(ctx context.Context, tx *store.Tx) error {
-		return r.scoreBatch(ctx, tx, routes, targets)
 	}
 }

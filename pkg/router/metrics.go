@@ -25,6 +25,7 @@ type Metrics struct {
 	reloads      *prometheus.CounterVec
 	scores       *prometheus.CounterVec
 	alerts       *prometheus.CounterVec
+	ackToAlert   prometheus.Histogram
 }
 
 // NewMetrics registers the router metrics with reg, including the queue
@@ -72,8 +73,13 @@ func NewMetrics(reg prometheus.Registerer, st *store.Store) *Metrics {
 	m.alerts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "aorta_alerts_total", Help: "Alert events, by rule and type (alert.raised, alert.escalated, alert.renotified, alert.resolved).",
 	}, []string{"rule", "type"})
+	m.ackToAlert = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "aorta_router_ack_to_alert_seconds",
+		Help:    "From the listener storing (and acknowledging) a message to the alert it raised or escalated committing, queued for delivery.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	})
 	reg.MustRegister(m.messages, m.events, m.warnings, m.failures, m.ackToEvent, m.batchRows,
-		m.applySeconds, m.applyErrors, m.lanes, m.reloads, m.scores, m.alerts, &queueCollector{store: st})
+		m.applySeconds, m.applyErrors, m.lanes, m.reloads, m.scores, m.alerts, m.ackToAlert, &queueCollector{store: st})
 	return m
 }
 
@@ -96,9 +102,15 @@ func (m *Metrics) scored(score string, complete bool) {
 	}
 }
 
-func (m *Metrics) alerted(rule, typ string) {
-	if m != nil {
-		m.alerts.WithLabelValues(rule, typ).Inc()
+// alerted counts an alert event; a raise or an escalation of a message
+// received at receivedAt (not a replay) also times its latency.
+func (m *Metrics) alerted(rule, typ string, receivedAt, committedAt time.Time) {
+	if m == nil {
+		return
+	}
+	m.alerts.WithLabelValues(rule, typ).Inc()
+	if (typ == AlertRaised || typ == AlertEscalated) && !receivedAt.IsZero() {
+		m.ackToAlert.Observe(committedAt.Sub(receivedAt).Seconds())
 	}
 }
 

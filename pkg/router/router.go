@@ -114,7 +114,6 @@ type Router struct {
 
 	wake     chan struct{} // a notification or a finished lane
 	listenOK atomic.Bool
-	queued   atomic.Bool // a transaction in flight queued deliveries
 }
 
 // New returns a Router using routes until Reload replaces them.

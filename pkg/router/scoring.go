@@ -23,6 +23,70 @@ const (
 	ScoreSkipped    = "score.skipped"
 )
 
+// batchScoring is one batch's scoring work, and what it did. What it did
+// is counted in metrics, and the delivery worker woken, only once the
+// batch has committed: an attempt that rolls back is retried and must not
+// count twice, nor wake the worker for rows that do not exist.
+type batchScoring struct {
+	routes  *route.Config
+	targets []scoreTarget
+
+	// Outcomes of the latest attempt of the transaction.
+	scores []scoreOutcome
+	alerts []alertOutcome
+	queued bool // deliveries were queued
+}
+
+type scoreOutcome struct {
+	score    string
+	complete bool
+}
+
+type alertOutcome struct {
+	rule, typ string
+	// receivedAt is when the listener stored the message behind the
+	// alert; zero for a replayed message, whose latency means nothing.
+	receivedAt time.Time
+}
+
+// newBatchScoring returns nil when nothing in the batch needs scoring.
+func newBatchScoring(routes *route.Config, batch []store.Processed) *batchScoring {
+	targets := scoreTargets(routes, batch)
+	if len(targets) == 0 {
+		return nil
+	}
+	return &batchScoring{routes: routes, targets: targets}
+}
+
+// work is what the batch's transaction runs once its state is written.
+func (sc *batchScoring) work(r *Router) func(context.Context, *store.Tx) error {
+	if sc == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx *store.Tx) error {
+		sc.scores, sc.alerts, sc.queued = sc.scores[:0], sc.alerts[:0], false
+		return r.scoreBatch(ctx, tx, sc)
+	}
+}
+
+// committed records the outcomes of the attempt that committed.
+func (sc *batchScoring) committed(r *Router) {
+	if sc == nil {
+		return
+	}
+	if sc.queued && r.cfg.OnDeliveries != nil {
+		r.cfg.OnDeliveries()
+	}
+	m := r.cfg.Metrics
+	for _, o := range sc.scores {
+		m.scored(o.score, o.complete)
+	}
+	now := time.Now()
+	for _, o := range sc.alerts {
+		m.alerted(o.rule, o.typ, o.receivedAt, now)
+	}
+}
+
 // scoreTarget is a patient whose observations, written by a route with
 // score handlers, need scoring at their clinical time.
 type scoreTarget struct {
@@ -34,6 +98,8 @@ type scoreTarget struct {
 	messageID   uuid.UUID
 	handlers    []string
 	at          time.Time
+	// receivedAt is when the message was stored; zero for a replay.
+	receivedAt time.Time
 	// spo2Scale is set when the message charts the patient's SpO2 scale
 	// (the parameter routes.yaml names in scoring.spo2_scale).
 	spo2Scale int
@@ -64,10 +130,14 @@ func scoreTargets(routes *route.Config, batch []store.Processed) []scoreTarget {
 			if !ok {
 				i = len(targets)
 				seen[key] = i
-				targets = append(targets, scoreTarget{
+				t := scoreTarget{
 					patientKey: e.PatientKey, patientID: e.PatientID, encounterID: e.EncounterID, source: e.Source,
 					route: e.Route, messageID: p.Work.MessageID, handlers: rt.Handlers, at: o.ObservedAt,
-				})
+				}
+				if !p.Work.Replay {
+					t.receivedAt = p.Work.ReceivedAt
+				}
+				targets = append(targets, t)
 			}
 			if sp := routes.Scoring.SpO2ScaleParameter; sp != "" && o.Parameter == sp && e.Type != event.ObservationRetracted {
 				if n, err := decimal.NewFromString(o.Text); err == nil && (n.Equal(decimal.NewFromInt(1)) || n.Equal(decimal.NewFromInt(2))) {
@@ -82,21 +152,21 @@ func scoreTargets(routes *route.Config, batch []store.Processed) []scoreTarget {
 
 // scoreBatch computes the scores a batch's observations call for, inside
 // the batch's transaction, and hands each new current score to alerting.
-func (r *Router) scoreBatch(ctx context.Context, tx *store.Tx, routes *route.Config, targets []scoreTarget) error {
-	for _, t := range targets {
+func (r *Router) scoreBatch(ctx context.Context, tx *store.Tx, sc *batchScoring) error {
+	for _, t := range sc.targets {
 		if t.spo2Scale != 0 {
 			if err := tx.SetSpO2Scale(ctx, t.patientKey, t.patientID, t.spo2Scale, t.scaleBy, t.scaleAt); err != nil {
 				return err
 			}
 		}
 	}
-	for _, t := range targets {
+	for _, t := range sc.targets {
 		facts, err := tx.Patient(ctx, t.patientKey)
 		if err != nil {
 			return err
 		}
 		for _, name := range t.handlers {
-			if err := r.scoreOne(ctx, tx, routes, t, name, facts); err != nil {
+			if err := r.scoreOne(ctx, tx, sc, t, name, facts); err != nil {
 				return fmt.Errorf("score %s: %w", name, err)
 			}
 		}
@@ -104,7 +174,8 @@ func (r *Router) scoreBatch(ctx context.Context, tx *store.Tx, routes *route.Con
 	return nil
 }
 
-func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, routes *route.Config, t scoreTarget, name string, facts store.Patient) error {
+func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, name string, facts store.Patient) error {
+	routes := sc.routes
 	params := score.Parameters(name)
 	statuses := routes.Scoring.Statuses
 	times := []time.Time{t.at}
@@ -165,8 +236,8 @@ func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, routes *route.Confi
 			return err
 		}
 		if current {
-			r.cfg.Metrics.scored(name, res.Complete)
-			if err := r.alert(ctx, tx, routes, t, ev, res, facts); err != nil {
+			sc.scores = append(sc.scores, scoreOutcome{name, res.Complete})
+			if err := alert(ctx, tx, sc, t, ev, res, facts); err != nil {
 				return err
 			}
 		}
