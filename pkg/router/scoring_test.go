@@ -49,6 +49,7 @@ alerts:
       - {severity: emergency, when: total >= 7}
       - {severity: urgent, when: total >= 5}
       - {severity: low-medium, when: single_parameter_3}
+    renotify_after: 1m
     destinations: [log, database]
 `
 	scores := []string{score.NameNEWS2, score.NameQSOFA, score.NameSIRS}
@@ -232,6 +233,30 @@ func TestAcknowledgeAlert(t *testing.T) {
 	}
 	if _, _, err := api.Acknowledge(context.Background(), uuid.New(), "nurse.jones", at); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown alert: %v, want ErrNotFound", err)
+	}
+}
+
+// An unchanged open alert is sent again once renotify_after has passed
+// since the last notification, and not before.
+func TestRenotifyAfterInterval(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	run(t, st, url, scoringRoutes(t), "r")
+	urgent := vitalsSet{"22", "95", "0", "105", "95", "A", "37.0"} // 5
+	send := func(n int, at string) {
+		t.Helper()
+		enqueue(t, st, nursing(fmt.Sprintf("R%d", n), "R1", "19600101", at, urgent))
+		waitDrained(t, url, n)
+	}
+	send(1, "20261126080000")
+	send(2, "20261126081500") // within renotify_after (1m of wall time): silent
+	// A minute and more passes (the alert's last notification is moved
+	// back rather than the test waiting).
+	query(t, url, `UPDATE alerts SET last_notified_at = last_notified_at - interval '61 seconds' RETURNING 1`, nil, new(int))
+	send(3, "20261126083000")
+	send(4, "20261126084500") // just renotified: silent again
+	if got := strings.Join(alertTypes(t, url, "HOSP/R1"), ","); got != "alert.raised,alert.renotified" {
+		t.Errorf("alert events %q, want raised then one renotification", got)
 	}
 }
 
