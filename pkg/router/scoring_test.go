@@ -25,13 +25,20 @@ import (
 // computes NEWS2 and an alert rule on it.
 func scoringRoutes(t *testing.T) *route.Config {
 	t.Helper()
+	return scoringRoutesWith(t, "", "")
+}
+
+// scoringRoutesWith is scoringRoutes with more parameters (indented as
+// entries of parameters:) and more scoring keys (as entries of scoring:).
+func scoringRoutesWith(t *testing.T, params, scoring string) *route.Config {
+	t.Helper()
 	shipped, err := os.ReadFile("../../routes.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	head := string(shipped)
 	head = head[:strings.Index(head, "\nroutes:")]
-	yaml := head + `
+	yaml := head + "\n" + params + `
 routes:
   - name: vitals
     match: {message_type: ORU}
@@ -39,7 +46,7 @@ routes:
     handlers: [news2, qsofa]
 scoring:
   freshness: {vitals: 1h}
-destinations:
+` + scoring + `destinations:
   log: {log: true}
   database: {notify: aorta_alerts}
 alerts:
@@ -257,6 +264,36 @@ func TestRenotifyAfterInterval(t *testing.T) {
 	send(4, "20261126084500") // just renotified: silent again
 	if got := strings.Join(alertTypes(t, url, "HOSP/R1"), ","); got != "alert.raised,alert.renotified" {
 		t.Errorf("alert events %q, want raised then one renotification", got)
+	}
+}
+
+// A site that charts the SpO2 scale as an observation sets the patient's
+// scale from the chart, and the same message is scored on it.
+func TestSpO2ScaleCharted(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutesWith(t, `
+  spo2_scale:
+    description: NEWS2 SpO2 scale chosen for the patient
+    type: coded
+    codes: {L: [NEWS2SCALE]}
+    answers: {"1": [1, SCALE1], "2": [2, SCALE2]}
+`, "  spo2_scale: spo2_scale\n")
+	run(t, st, url, routes, "r")
+	// SpO2 88 on air: 3 points on scale 1, 0 on scale 2.
+	set := vitalsSet{"16", "88", "0", "125", "75", "A", "37.0"}
+	raw := nursing("SC1", "SC1", "19600101", "20261126080000", set)
+	raw += "OBX|9|CWE|NEWS2SCALE^NEWS2 SpO2 scale^L||SCALE2^Scale 2^L||||||F|||20261126080000+0000\r"
+	enqueue(t, st, raw)
+	waitDrained(t, url, 1)
+	var scale int
+	var setBy string
+	query(t, url, `SELECT spo2_scale, spo2_scale_set_by FROM patients WHERE patient_key = 'HOSP/SC1'`, nil, &scale, &setBy)
+	if scale != 2 || !strings.HasPrefix(setBy, "observation ") {
+		t.Errorf("patient scale %d set by %q; want 2, set by the observation", scale, setBy)
+	}
+	if s := lastScore(t, url, "HOSP/SC1", "news2"); s.Total != 0 || !s.Complete {
+		t.Errorf("NEWS2 %+v; want a complete 0 (SpO2 88 on air scores 0 on scale 2)", s)
 	}
 }
 
