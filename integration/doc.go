@@ -31,6 +31,11 @@
 //	router_ops_test.go      dead letters and retries, replay, reload, admin
 //	router_faults_test.go   kill -9, two routers, database outages, silently
 //	                        dead connections, backlog fairness, latency
+//	scoring_test.go         NEWS2/qSOFA/SIRS from nursing and monitor sets with
+//	                        the shipped routes.yaml: complete, incomplete,
+//	                        late, corrected, SpO2 scale 2, under 16
+//	alerts_test.go          alert rules and restraint, acknowledgement, NOTIFY,
+//	                        webhooks that fail, recover or die, ACK-to-alert latency
 //
 // Every test starts its own listener process on its own database
 // (internal/pgtest). Tests that disturb the database or the process (the

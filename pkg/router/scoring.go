@@ -100,6 +100,11 @@ type scoreTarget struct {
 	at          time.Time
 	// receivedAt is when the message was stored; zero for a replay.
 	receivedAt time.Time
+	// later are the batch's messages after this one. Their observations
+	// are already in the transaction's state, but they arrived after this
+	// message, so they do not make its observations late (scoreOne): a
+	// set is scored the same whether the next one is in its batch or not.
+	later []uuid.UUID
 	// spo2Scale is set when the message charts the patient's SpO2 scale
 	// (the parameter routes.yaml names in scoring.spo2_scale).
 	spo2Scale int
@@ -112,7 +117,11 @@ type scoreTarget struct {
 func scoreTargets(routes *route.Config, batch []store.Processed) []scoreTarget {
 	var targets []scoreTarget
 	seen := map[string]int{}
-	for _, p := range batch {
+	ids := make([]uuid.UUID, len(batch))
+	for i, p := range batch {
+		ids[i] = p.Work.MessageID
+	}
+	for bi, p := range batch {
 		if p.Status != store.Routed {
 			continue
 		}
@@ -133,6 +142,7 @@ func scoreTargets(routes *route.Config, batch []store.Processed) []scoreTarget {
 				t := scoreTarget{
 					patientKey: e.PatientKey, patientID: e.PatientID, encounterID: e.EncounterID, source: e.Source,
 					route: e.Route, messageID: p.Work.MessageID, handlers: rt.Handlers, at: o.ObservedAt,
+					later: ids[bi+1:],
 				}
 				if !p.Work.Replay {
 					t.receivedAt = p.Work.ReceivedAt
@@ -181,7 +191,7 @@ func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, sc *batchScoring, t
 	times := []time.Time{t.at}
 	// A late, corrected or retracted observation changes the score at its
 	// own time, and also the current picture if it still falls within it.
-	if latest, ok, err := tx.LatestObservedAt(ctx, t.patientKey, params, statuses); err != nil {
+	if latest, ok, err := tx.LatestObservedAt(ctx, t.patientKey, params, statuses, t.later); err != nil {
 		return err
 	} else if ok && latest.After(t.at) {
 		times = append(times, latest)

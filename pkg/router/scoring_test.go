@@ -346,3 +346,33 @@ func TestLateObservationRecomputesItsOwnTimeAndTheCurrentPicture(t *testing.T) {
 		t.Errorf("%d NEWS2 scores, want 3 (09:00, the late 08:50, and 09:00 again)", n)
 	}
 }
+
+// Two sets charted one after the other are scored the same whether the
+// router applies them in one batch or in two: the first is not "late"
+// because the second, which arrived after it, is in the same transaction.
+// Only the second computes the 09:00 score and escalates the alert.
+func TestConsecutiveSetsInOneBatchAreNotLate(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	routes := scoringRoutes(t)
+	// Both queued before the router starts: one lane, one batch.
+	ids := enqueue(t, st,
+		nursing("B1", "B1", "19600101", "20261126083000", vitalsSet{"22", "95", "0", "105", "95", "A", "37.0"}),
+		nursing("B2", "B1", "19600101", "20261126090000", vitalsSet{"25", "93", "0", "105", "95", "A", "37.0"}))
+	run(t, st, url, routes, "r")
+	waitDrained(t, url, 2)
+	var scores, recomputed, fromFirst int
+	query(t, url, `SELECT count(*), count(*) FILTER (WHERE (payload->>'current_picture')::boolean),
+			count(*) FILTER (WHERE message_id = $1)
+		FROM events WHERE type = 'score.calculated' AND payload->>'score' = 'news2' AND patient_key = 'HOSP/B1'`,
+		[]any{ids[0]}, &scores, &recomputed, &fromFirst)
+	if scores != 2 || recomputed != 0 || fromFirst != 1 {
+		t.Errorf("%d NEWS2 scores, %d recomputations of the current picture, %d from the first message; want 2 (one per set), none, 1",
+			scores, recomputed, fromFirst)
+	}
+	var escalatedBy uuid.UUID
+	query(t, url, `SELECT message_id FROM events WHERE type = 'alert.escalated' AND patient_key = 'HOSP/B1'`, nil, &escalatedBy)
+	if escalatedBy != ids[1] {
+		t.Errorf("alert escalated by message %s, want the 09:00 set's %s", escalatedBy, ids[1])
+	}
+}

@@ -69,12 +69,18 @@ func (t *Tx) LatestValues(ctx context.Context, patientKey string, at time.Time, 
 
 // LatestObservedAt is the clinical time of the patient's newest valid
 // observation of any of params: the time the patient's current picture is
-// computed at. ok is false when there is none.
-func (t *Tx) LatestObservedAt(ctx context.Context, patientKey string, params, statuses []string) (at time.Time, ok bool, err error) {
+// computed at. Observations last written by the messages in exclude (a
+// batch's messages after the one being scored, which arrived after it)
+// are left out. ok is false when there is none.
+func (t *Tx) LatestObservedAt(ctx context.Context, patientKey string, params, statuses []string, exclude []uuid.UUID) (at time.Time, ok bool, err error) {
+	if exclude == nil {
+		exclude = []uuid.UUID{} // <> ALL(NULL) would exclude everything
+	}
 	var ts *time.Time
 	err = t.tx.QueryRow(ctx, `SELECT max(observed_at) FROM observations
-		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')`,
-		t.StateKey(patientKey), params, statuses).Scan(&ts)
+		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')
+		  AND message_id <> ALL($4::uuid[])`,
+		t.StateKey(patientKey), params, statuses, exclude).Scan(&ts)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("read latest observation time: %w", err)
 	}
