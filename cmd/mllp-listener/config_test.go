@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -42,10 +43,45 @@ func TestParseConfig(t *testing.T) {
 		{name: "no database", wantErr: "no database"},
 		{name: "bad duration in environment", env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "MLLP_IDLE_TIMEOUT": "soon"}, wantErr: "MLLP_IDLE_TIMEOUT"},
 		{name: "bad log level", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--log-level", "chatty"}, wantErr: "log level"},
+
+		{name: "plain MLLP and no sender limits by default", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"},
+			check: func(c config) string {
+				if c.TLSCert != "" || len(c.AllowedNets) != 0 || c.MaxConnsPerIP != 0 || c.RateLimit != 0 {
+					return fmt.Sprintf("defaults: tls %q, allow %v, per-IP %d, rate %v", c.TLSCert, c.AllowedNets, c.MaxConnsPerIP, c.RateLimit)
+				}
+				return ""
+			}},
+		{name: "TLS and sender limits from the environment",
+			env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "MLLP_TLS_CERT": "/etc/aorta/cert.pem", "MLLP_TLS_KEY": "/etc/aorta/key.pem",
+				"MLLP_TLS_CLIENT_CA": "/etc/aorta/ca.pem", "MLLP_ALLOW_CIDRS": "10.0.0.0/8, 2001:db8::/32,192.0.2.7",
+				"MLLP_MAX_CONNS_PER_IP": "4", "MLLP_RATE_LIMIT": "50.5", "MLLP_RATE_BURST": "10"},
+			check: func(c config) string {
+				got := fmt.Sprint(c.TLSCert, " ", c.TLSKey, " ", c.TLSClientCA, " ", c.AllowedNets, " ", c.MaxConnsPerIP, " ", c.RateLimit, " ", c.RateBurst)
+				want := "/etc/aorta/cert.pem /etc/aorta/key.pem /etc/aorta/ca.pem [10.0.0.0/8 2001:db8::/32 192.0.2.7/32] 4 50.5 10"
+				if got != want {
+					return fmt.Sprintf("got %s, want %s", got, want)
+				}
+				return ""
+			}},
+		{name: "allow-cidr flag over environment", env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "MLLP_ALLOW_CIDRS": "10.0.0.0/8"}, args: []string{"--allow-cidr", "::1"},
+			check: func(c config) string {
+				if fmt.Sprint(c.AllowedNets) != "[::1/128]" {
+					return fmt.Sprintf("allowed nets %v, want [::1/128]", c.AllowedNets)
+				}
+				return ""
+			}},
+		{name: "certificate without key", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--tls-cert", "/c.pem"}, wantErr: "both --tls-cert and --tls-key"},
+		{name: "client CA without TLS", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--tls-client-ca", "/ca.pem"}, wantErr: "needs TLS"},
+		{name: "bad CIDR", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--allow-cidr", "10.0.0.0/8,10.0.0.0/33"}, wantErr: "10.0.0.0/33"},
+		{name: "bad address", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--allow-cidr", "lab.example"}, wantErr: "lab.example"},
+		{name: "negative rate", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--rate-limit", "-1"}, wantErr: "--rate-limit"},
+		{name: "rate not a number", env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "MLLP_RATE_LIMIT": "fast"}, wantErr: "MLLP_RATE_LIMIT"},
+		{name: "negative per-IP limit", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--max-conns-per-ip", "-2"}, wantErr: "--max-conns-per-ip"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, k := range []string{"DATABASE_URL", "MLLP_ADDR", "DEDUP_WINDOW", "AUTO_MIGRATE", "MLLP_IDLE_TIMEOUT"} {
+			for _, k := range []string{"DATABASE_URL", "MLLP_ADDR", "DEDUP_WINDOW", "AUTO_MIGRATE", "MLLP_IDLE_TIMEOUT",
+				"MLLP_TLS_CERT", "MLLP_TLS_KEY", "MLLP_TLS_CLIENT_CA", "MLLP_ALLOW_CIDRS", "MLLP_MAX_CONNS_PER_IP", "MLLP_RATE_LIMIT", "MLLP_RATE_BURST"} {
 				t.Setenv(k, "")
 			}
 			for k, v := range tt.env {

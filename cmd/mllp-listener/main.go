@@ -67,6 +67,21 @@ func run(args []string) error {
 	level, _ := envflag.ParseLevel(cfg.LogLevel)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// The TLS files are read before waiting for the database, so that a
+	// wrong path fails at once.
+	var certs *mllp.TLSReloader
+	if cmd == "serve" && cfg.TLSCert != "" {
+		// They are looked at again, at most once a second, at handshakes:
+		// a renewed certificate needs no restart and no signal.
+		if certs, err = mllp.NewTLSReloader(mllp.TLSFiles{
+			CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, ClientCAFile: cfg.TLSClientCA, Logger: log,
+		}); err != nil {
+			return err
+		}
+		log.Info("MLLP over TLS", "tls_cert", cfg.TLSCert, "client_certificates_required", cfg.TLSClientCA != "",
+			"not_after", certs.Stats().NotAfter.UTC())
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
@@ -88,10 +103,11 @@ func run(args []string) error {
 	if cmd == "migrate" {
 		return nil
 	}
-	return serve(ctx, cfg, st, log)
+	return serve(ctx, cfg, st, certs, log)
 }
 
-func serve(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) error {
+// serve runs the listener until ctx ends. certs is nil for plain MLLP.
+func serve(ctx context.Context, cfg config, st *store.Store, certs *mllp.TLSReloader, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	icfg := cfg.ingestConfig()
@@ -112,9 +128,20 @@ func serve(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) e
 		KeepAlive:      cfg.KeepAlive,
 		MaxConnections: cfg.MaxConnections,
 		MaxDiscard:     cfg.MaxDiscard,
-		Logger:         log,
+
+		HandshakeTimeout: cfg.TLSHandshakeTimeout,
+		AllowedNets:      cfg.AllowedNets,
+		MaxConnsPerIP:    cfg.MaxConnsPerIP,
+		RateLimit:        cfg.RateLimit,
+		RateBurst:        cfg.RateBurst,
+		RateLimitMaxWait: cfg.RateLimitMaxWait,
+		Logger:           log,
 	}
 	registerServerStats(reg, srv)
+	if certs != nil {
+		srv.TLSConfig = certs.Config()
+		registerTLSStats(reg, certs)
+	}
 
 	ln, err := net.Listen("tcp", cfg.MLLPAddr)
 	if err != nil {
@@ -147,7 +174,11 @@ func serve(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) e
 		log.Info("admin HTTP listening", "addr", hln.Addr().String())
 	}
 
-	log.Info("mllp-listener ready: send HL7 v2 over MLLP to "+ln.Addr().String(), append([]any{"mllp_addr", ln.Addr().String()}, cfg.logAttrs()...)...)
+	proto := "MLLP"
+	if srv.TLSConfig != nil {
+		proto = "MLLP over TLS"
+	}
+	log.Info("mllp-listener ready: send HL7 v2 over "+proto+" to "+ln.Addr().String(), append([]any{"mllp_addr", ln.Addr().String()}, cfg.logAttrs()...)...)
 	mllpErr := make(chan error, 1)
 	go func() { mllpErr <- srv.Serve(ln) }()
 
@@ -177,31 +208,4 @@ func serve(ctx context.Context, cfg config, st *store.Store, log *slog.Logger) e
 	s := srv.Stats()
 	log.Info("stopped", "connections", s.Accepted, "frames", s.FramesRead, "responses", s.ResponsesWritten)
 	return runErr
-}
-
-// registerServerStats exposes the MLLP server's counters. They are read
-// from the server's atomics at scrape time rather than mirrored.
-func registerServerStats(reg prometheus.Registerer, srv *mllp.Server) {
-	counter := func(name, help string, get func(mllp.Stats) uint64) {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(get(srv.Stats())) }))
-	}
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "aorta_mllp_open_connections", Help: "MLLP connections being served now.",
-	}, func() float64 { return float64(srv.Stats().Open) }))
-	counter("aorta_mllp_connections_accepted_total", "MLLP connections taken into service.", func(s mllp.Stats) uint64 { return s.Accepted })
-	counter("aorta_mllp_connections_refused_total", "MLLP connections closed on accept because max-connections were open.", func(s mllp.Stats) uint64 { return s.Refused })
-	counter("aorta_mllp_accept_errors_total", "Temporary accept errors (each followed by a pause).", func(s mllp.Stats) uint64 { return s.AcceptErrors })
-	counter("aorta_mllp_frames_read_total", "Complete MLLP frames read.", func(s mllp.Stats) uint64 { return s.FramesRead })
-	counter("aorta_mllp_frame_bytes_total", "Payload bytes of the frames read.", func(s mllp.Stats) uint64 { return s.BytesRead })
-	counter("aorta_mllp_discarded_bytes_total", "Bytes received outside any frame and dropped.", func(s mllp.Stats) uint64 { return s.Discarded })
-	counter("aorta_mllp_frames_too_large_total", "Connections closed for a frame over max-frame-size.", func(s mllp.Stats) uint64 { return s.FramesTooLarge })
-	counter("aorta_mllp_idle_timeouts_total", "Connections closed for starting no frame within idle-timeout.", func(s mllp.Stats) uint64 { return s.IdleTimeouts })
-	counter("aorta_mllp_frame_timeouts_total", "Connections closed because a started frame did not complete within frame-timeout.", func(s mllp.Stats) uint64 { return s.FrameTimeouts })
-	counter("aorta_mllp_garbage_closed_total", "Connections closed for too many bytes outside a frame.", func(s mllp.Stats) uint64 { return s.GarbageClosed })
-	counter("aorta_mllp_read_errors_total", "Connections lost mid-frame or to network errors.", func(s mllp.Stats) uint64 { return s.ReadErrors })
-	counter("aorta_mllp_handler_errors_total", "Frames closed without an answer (storage failed).", func(s mllp.Stats) uint64 { return s.HandlerErrors })
-	counter("aorta_mllp_handler_panics_total", "Frames whose handler panicked (a bug); closed without an answer.", func(s mllp.Stats) uint64 { return s.HandlerPanics })
-	counter("aorta_mllp_responses_written_total", "Acknowledgement frames written.", func(s mllp.Stats) uint64 { return s.ResponsesWritten })
-	counter("aorta_mllp_write_errors_total", "Acknowledgements that could not be written within write-timeout.", func(s mllp.Stats) uint64 { return s.WriteErrors })
 }

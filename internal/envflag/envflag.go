@@ -54,6 +54,18 @@ func (s *Set) Int(p *int, name, env string, def int, text string) {
 	s.IntVar(p, name, def, usage(text, env))
 }
 
+// Float64 declares a float64 flag.
+func (s *Set) Float64(p *float64, name, env string, def float64, text string) {
+	if v, ok := lookup(env); ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			s.errs = append(s.errs, fmt.Sprintf("%s=%q: not a number", env, v))
+		}
+		def = f
+	}
+	s.Float64Var(p, name, def, usage(text, env))
+}
+
 // Duration declares a duration flag.
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, text string) {
 	if v, ok := lookup(env); ok {

@@ -2,6 +2,7 @@ package mllp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -29,7 +30,26 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mllp: dial: %w", err)
 	}
-	return &Client{conn: conn, r: NewReader(conn, DefaultMaxFrameSize)}, nil
+	return newClient(conn), nil
+}
+
+// DialTLS connects to the MLLP server at the TCP address addr over TLS,
+// with config (nil for the defaults), and completes the handshake. When
+// config names no ServerName, the host in addr is verified. With TLS 1.3
+// a server that refuses the client's certificate says so only after the
+// client's side of the handshake is done, so that refusal is returned by
+// the first Send rather than by DialTLS.
+func DialTLS(ctx context.Context, addr string, config *tls.Config) (*Client, error) {
+	d := tls.Dialer{Config: config}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("mllp: dial TLS: %w", err)
+	}
+	return newClient(conn), nil
+}
+
+func newClient(conn net.Conn) *Client {
+	return &Client{conn: conn, r: NewReader(conn, DefaultMaxFrameSize)}
 }
 
 // Send writes payload as one frame and returns the payload of the next

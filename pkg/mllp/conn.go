@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"time"
@@ -15,11 +16,20 @@ const maxPanicStack = 64 << 10
 
 // conn is one accepted connection and the goroutine that serves it.
 type conn struct {
-	srv  *Server
+	srv *Server
+	// rwc is the accepted connection; it is what Shutdown and close
+	// close. nc is the stream frames travel on: rwc itself, or a TLS
+	// connection over it once the handshake is done.
 	rwc  net.Conn
+	nc   net.Conn
 	info ConnInfo
 	cfg  config
 	log  *slog.Logger
+
+	// ip is the remote address and peer its entry in the Server's peer
+	// table; peer is nil when no per-sender limit applies.
+	ip   netip.Addr
+	peer *peer
 
 	// active is true while the handler runs and its response is written.
 	// Guarded by srv.mu; Shutdown closes at once only connections that are
@@ -36,11 +46,14 @@ func (c *conn) serve() {
 	defer c.close()
 	c.log.Debug("mllp: connection opened")
 	c.setKeepAlive()
+	if c.cfg.tls != nil && !c.handshake() {
+		return
+	}
 
-	r := NewReader(c.rwc, c.cfg.maxFrameSize)
+	r := NewReader(c.nc, c.cfg.maxFrameSize)
 	var wbuf []byte // reused response buffer
 	for {
-		setDeadline(c.rwc.SetReadDeadline, c.cfg.idleTimeout)
+		setDeadline(c.nc.SetReadDeadline, c.cfg.idleTimeout)
 		before := r.Discarded()
 		err := r.skipToStart(c.cfg.maxDiscard)
 		if d := r.Discarded() - before; d > 0 {
@@ -51,7 +64,14 @@ func (c *conn) serve() {
 			return
 		}
 
-		setDeadline(c.rwc.SetReadDeadline, c.cfg.frameTimeout)
+		// The start byte is in: the rest of the frame (beyond what the
+		// Reader has buffered) waits in the kernel for the sender's rate
+		// limit, and TCP holds back what the sender sends next.
+		if !c.waitForRate() {
+			return
+		}
+
+		setDeadline(c.nc.SetReadDeadline, c.cfg.frameTimeout)
 		frame, err := r.readPayload()
 		if err != nil {
 			c.readFailed(err, false)
@@ -82,8 +102,8 @@ func (c *conn) serve() {
 				c.log.Error("mllp: handler response cannot be framed; closing", "len", n, "err", err)
 				return
 			}
-			setDeadline(c.rwc.SetWriteDeadline, c.cfg.writeTimeout)
-			if _, err := c.rwc.Write(wbuf); err != nil {
+			setDeadline(c.nc.SetWriteDeadline, c.cfg.writeTimeout)
+			if _, err := c.nc.Write(wbuf); err != nil {
 				if !s.forced.Load() {
 					s.stats.writeErrors.Add(1)
 					c.log.Warn("mllp: writing response failed", "len", n, "response_len", len(resp), "err", err)
@@ -166,6 +186,9 @@ func (c *conn) close() {
 	c.rwc.Close()
 	c.srv.mu.Lock()
 	delete(c.srv.conns, c)
+	if c.peer != nil {
+		c.srv.peers.release(c.ip, c.peer)
+	}
 	c.srv.mu.Unlock()
 	c.srv.stats.open.Add(-1)
 	c.log.Debug("mllp: connection closed")

@@ -37,15 +37,47 @@
 // a Server field to change it. Going over a limit closes the connection
 // and increments the counter of that reason in [Stats]:
 //
-//	MaxFrameSize    payload larger than this           Stats.FramesTooLarge
-//	IdleTimeout     no frame started for this long     Stats.IdleTimeouts
-//	FrameTimeout    a started frame takes this long    Stats.FrameTimeouts
-//	MaxDiscard      this many bytes between frames     Stats.GarbageClosed
-//	WriteTimeout    a response takes this long to send Stats.WriteErrors
-//	MaxConnections  this many already open             Stats.Refused
+//	MaxFrameSize      payload larger than this            Stats.FramesTooLarge
+//	IdleTimeout       no frame started for this long      Stats.IdleTimeouts
+//	FrameTimeout      a started frame takes this long     Stats.FrameTimeouts
+//	MaxDiscard        this many bytes between frames      Stats.GarbageClosed
+//	WriteTimeout      a response takes this long to send  Stats.WriteErrors
+//	MaxConnections    this many already open              Stats.Refused
+//	HandshakeTimeout  a TLS handshake takes this long     Stats.TLSHandshakeErrors
 //
 // The server never writes an HL7 reject for a limit: it has no HL7 to
 // write one with, and a peer that broke the framing would not parse it.
+//
+// # Senders
+//
+// Three further limits apply per remote IP address, and are off unless
+// set, as legacy senders expect:
+//
+//	AllowedNets       address outside every network       Stats.Denied
+//	MaxConnsPerIP     this many open from the address     Stats.PerIPRefused
+//	RateLimit         frames per second from the address  Stats.RateLimited
+//
+// A connection refused by the first two is closed as soon as it is
+// accepted, before anything is read. RateLimit does not refuse: it is
+// back-pressure. Once a frame's start byte has arrived, the server waits
+// for the address's token bucket before reading the rest, so the sender
+// sees a slower acknowledgement (and TCP holds back what it sends next),
+// never a reject that many senders would take as a reason to park the
+// message. Only when the wait would exceed RateLimitMaxWait is the
+// connection closed unanswered (Stats.RateLimitClosed); as with any close
+// before the acknowledgement, the sender resends, so no message is lost
+// or acknowledged without being handled.
+//
+// # TLS
+//
+// With [Server.TLSConfig] set, every connection completes a TLS handshake
+// (TLS 1.2 or later, whatever the configuration says) within
+// HandshakeTimeout before its first frame is read, and the handler sees
+// the TLS state, including a client's verified certificate, in
+// [ConnInfo]. [TLSReloader] provides that configuration from PEM files
+// and re-reads them when they change, so a renewed certificate is served
+// without a restart; with a client CA file it requires client
+// certificates (mutual TLS). [DialTLS] is the client side.
 //
 // # Shutdown
 //

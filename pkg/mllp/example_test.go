@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -93,4 +94,33 @@ func ExampleServer() {
 	// "MSH|^~\\&|AORTA\rMSA|AA|1\r"
 	// mllp: server closed
 	// frames read: 1
+}
+
+func ExampleTLSReloader() {
+	// MLLP over TLS, with client certificates required, for senders on
+	// one network only, each limited to 8 connections and 200 messages a
+	// second. The files are re-read when they change: a renewed
+	// certificate needs no restart.
+	certs, err := mllp.NewTLSReloader(mllp.TLSFiles{
+		CertFile:     "/etc/aorta/tls/listener.pem",
+		KeyFile:      "/etc/aorta/tls/listener.key",
+		ClientCAFile: "/etc/aorta/tls/senders-ca.pem",
+	})
+	if err != nil {
+		fmt.Println("error:", err)
+		return
+	}
+	srv := &mllp.Server{
+		Handler: mllp.HandlerFunc(func(ctx context.Context, c mllp.ConnInfo, frame []byte) ([]byte, error) {
+			// c.TLS.PeerCertificates[0] is the sender's verified certificate.
+			return []byte("MSH|^~\\&|AORTA\rMSA|AA|1\r"), nil
+		}),
+		TLSConfig:     certs.Config(),
+		AllowedNets:   []netip.Prefix{netip.MustParsePrefix("10.20.0.0/16")},
+		MaxConnsPerIP: 8,
+		RateLimit:     200,
+	}
+	if err := srv.ListenAndServe(":2575"); err != nil {
+		fmt.Println("error:", err)
+	}
 }

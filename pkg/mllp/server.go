@@ -2,10 +2,13 @@ package mllp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,6 +65,20 @@ const (
 	// connected; a peer speaking another protocol (HTTP, TLS), or sending
 	// HL7 without MLLP framing, is closed after at most this many bytes.
 	DefaultMaxDiscard = 64 << 10
+
+	// DefaultHandshakeTimeout bounds a TLS handshake, counted from accept.
+	// A peer that has not completed it by then is closed
+	// (Stats.TLSHandshakeErrors): it holds a connection slot and a
+	// goroutine without being able to send a frame.
+	DefaultHandshakeTimeout = 10 * time.Second
+
+	// DefaultRateLimitMaxWait is the longest a frame waits for its
+	// sender's rate limit (RateLimit) before its connection is closed
+	// unanswered (Stats.RateLimitClosed). Waits this long arise only when
+	// several connections from one address queue for the same limit; the
+	// sender's own ACK timeout, typically 10 to 60 seconds, is then what
+	// it sees, and it resends.
+	DefaultRateLimitMaxWait = 30 * time.Second
 )
 
 // Accept errors that are temporary (for example EMFILE, out of file
@@ -89,6 +106,10 @@ type ConnInfo struct {
 	RemoteAddr net.Addr
 	// LocalAddr is the address the connection was accepted on.
 	LocalAddr net.Addr
+	// TLS is the state of the connection's completed TLS handshake,
+	// including the client's verified certificate chain when client
+	// certificates are required; nil for plain MLLP.
+	TLS *tls.ConnectionState
 }
 
 // A Handler handles one frame and returns the payload to send back.
@@ -131,10 +152,23 @@ type Stats struct {
 	// Refused counts connections closed right after accept because
 	// MaxConnections were already open. They are not in Accepted.
 	Refused uint64
+	// Denied counts connections closed right after accept, before
+	// anything was read, because the remote address is not in
+	// AllowedNets. They are not in Accepted.
+	Denied uint64
+	// PerIPRefused counts connections closed right after accept because
+	// MaxConnsPerIP were already open from the same address. They are not
+	// in Accepted.
+	PerIPRefused uint64
 	// Open is the number of connections being served now.
 	Open int64
 	// AcceptErrors counts temporary accept errors, each followed by a pause.
 	AcceptErrors uint64
+	// TLSHandshakeErrors counts connections closed because their TLS
+	// handshake failed (no or an untrusted client certificate, a version
+	// below TLS 1.2, a peer speaking plain MLLP, a peer that closed) or
+	// did not complete within HandshakeTimeout.
+	TLSHandshakeErrors uint64
 
 	// FramesRead counts complete frames read.
 	FramesRead uint64
@@ -177,11 +211,22 @@ type Stats struct {
 	// WriteErrors counts responses that could not be written in full
 	// within WriteTimeout; each closed its connection.
 	WriteErrors uint64
+
+	// RateLimited counts frames that waited for their sender's rate limit
+	// before being read; RateLimitWait is the time they waited in all.
+	RateLimited   uint64
+	RateLimitWait time.Duration
+	// RateLimitClosed counts connections closed unanswered because a
+	// frame would have waited longer than RateLimitMaxWait.
+	RateLimitClosed uint64
 }
 
 // counters holds the live values behind Stats.
 type counters struct {
 	accepted, refused, acceptErrors             atomic.Uint64
+	denied, perIPRefused, tlsHandshakeErrors    atomic.Uint64
+	rateLimited, rateLimitClosed                atomic.Uint64
+	rateLimitWait                               atomic.Int64 // nanoseconds
 	open                                        atomic.Int64
 	framesRead, bytesRead, discarded            atomic.Uint64
 	framesTooLarge, idleTimeouts, frameTimeouts atomic.Uint64
@@ -201,6 +246,9 @@ type counters struct {
 // changed once Serve has been called. A negative duration disables that
 // timeout (or, for KeepAlive, TCP keep-alive); a negative MaxConnections
 // or MaxDiscard removes that limit. MaxFrameSize cannot be unlimited.
+//
+// The limits per sender (AllowedNets, MaxConnsPerIP, RateLimit) are off
+// by default, as legacy senders expect: zero means no limit there.
 type Server struct {
 	// Handler is called for every frame. It must be set.
 	Handler Handler
@@ -221,6 +269,48 @@ type Server struct {
 	// MaxDiscard: zero means DefaultMaxDiscard.
 	MaxDiscard int
 
+	// TLSConfig, when set, makes the Server speak MLLP over TLS: each
+	// connection must complete a TLS handshake within HandshakeTimeout
+	// before any frame is read. Versions below TLS 1.2 are refused
+	// whatever it says, including in a Config its GetConfigForClient
+	// returns. Certificates are picked at each handshake, so they can be
+	// replaced while the Server runs: see TLSReloader. Nil serves plain
+	// MLLP.
+	TLSConfig *tls.Config
+	// HandshakeTimeout: zero means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// AllowedNets lists the networks connections are accepted from. A
+	// connection from any other address is closed at once, before
+	// anything is read from it (Stats.Denied); so is one whose remote
+	// address is not an IP address. IPv4-mapped IPv6 addresses
+	// (::ffff:10.1.2.3, as a dual-stack listener reports IPv4 peers)
+	// match IPv4 prefixes. Empty accepts every address.
+	AllowedNets []netip.Prefix
+	// MaxConnsPerIP is how many connections one remote IP address may
+	// have open at once; one more is closed at once
+	// (Stats.PerIPRefused). Zero or less: no limit.
+	MaxConnsPerIP int
+	// RateLimit is how many frames per second one remote IP address may
+	// send, across all its connections. Zero or less: no limit. A frame
+	// over the rate is not refused: once its start byte has arrived, the
+	// Server waits for the limit before reading the rest of it, so the
+	// sender sees only a slower acknowledgement and TCP holds back what
+	// it sends next. If the wait would exceed RateLimitMaxWait the
+	// connection is closed unanswered instead (Stats.RateLimitClosed):
+	// nothing of that frame was read or acknowledged, so the sender
+	// resends it. The limit of an address is kept for as long as it
+	// matters after its last connection closes, so a sender that
+	// connects once per message is limited too.
+	RateLimit float64
+	// RateBurst is how many frames an address may send at once before
+	// RateLimit applies; zero or less means one second's worth of
+	// RateLimit (at least 1).
+	RateBurst int
+	// RateLimitMaxWait: zero means DefaultRateLimitMaxWait; negative
+	// means a frame waits as long as the limit requires.
+	RateLimitMaxWait time.Duration
+
 	// Logger receives connection events and errors. It never receives
 	// payload bytes: only connection IDs, addresses, lengths and errors.
 	// Nil discards them.
@@ -231,6 +321,7 @@ type Server struct {
 	closing   bool // Shutdown or Close has begun
 	listeners map[*net.Listener]struct{}
 	conns     map[*conn]struct{}
+	peers     peerTable
 	// lifetime is the parent of every handler context. It is the server's
 	// own lifetime, not a request's, so it lives in the struct (as
 	// net/http's base context does): Close and a forced Shutdown cancel it.
@@ -258,6 +349,14 @@ type config struct {
 	keepAlive      time.Duration
 	maxConnections int
 	maxDiscard     int64
+
+	tls              *tls.Config // nil: plain MLLP
+	handshakeTimeout time.Duration
+	allow            *allowList // nil: every address
+	maxConnsPerIP    int        // 0: no limit
+	rateLimit        float64    // 0: no limit
+	rateBurst        int
+	rateMaxWait      time.Duration
 }
 
 func (s *Server) config() config {
@@ -281,12 +380,28 @@ func (s *Server) config() config {
 		keepAlive:      orDuration(s.KeepAlive, DefaultKeepAlive),
 		maxConnections: orInt(s.MaxConnections, DefaultMaxConnections),
 		maxDiscard:     int64(orInt(s.MaxDiscard, DefaultMaxDiscard)),
+
+		tls:              atLeastTLS12(s.TLSConfig),
+		handshakeTimeout: orDuration(s.HandshakeTimeout, DefaultHandshakeTimeout),
+		allow:            newAllowList(s.AllowedNets),
+		maxConnsPerIP:    max(s.MaxConnsPerIP, 0),
+		rateLimit:        max(s.RateLimit, 0),
+		rateMaxWait:      orDuration(s.RateLimitMaxWait, DefaultRateLimitMaxWait),
 	}
 	if c.maxFrameSize <= 0 {
 		c.maxFrameSize = DefaultMaxFrameSize
 	}
 	if c.maxDiscard < 0 {
 		c.maxDiscard = -1 // skipToStart: no limit
+	}
+	if math.IsNaN(c.rateLimit) || math.IsInf(c.rateLimit, 0) {
+		c.rateLimit = 0
+	}
+	if c.rateLimit > 0 {
+		c.rateBurst = s.RateBurst
+		if c.rateBurst <= 0 {
+			c.rateBurst = max(int(math.Ceil(c.rateLimit)), 1)
+		}
 	}
 	return c
 }
@@ -306,6 +421,7 @@ func (s *Server) initLocked() {
 	s.inited = true
 	s.listeners = make(map[*net.Listener]struct{})
 	s.conns = make(map[*conn]struct{})
+	s.peers = newPeerTable()
 	s.lifetime, s.cancel = context.WithCancel(context.Background())
 	s.done = make(chan struct{})
 	s.drained = make(chan struct{})
@@ -356,7 +472,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		"max_frame_size", cfg.maxFrameSize, "idle_timeout", cfg.idleTimeout,
 		"frame_timeout", cfg.frameTimeout, "write_timeout", cfg.writeTimeout,
 		"keep_alive", cfg.keepAlive, "max_connections", cfg.maxConnections,
-		"max_discard", cfg.maxDiscard)
+		"max_discard", cfg.maxDiscard, "tls", cfg.tls != nil,
+		"handshake_timeout", cfg.handshakeTimeout, "allowed_nets", cfg.allow.String(),
+		"max_conns_per_ip", cfg.maxConnsPerIP, "rate_limit", cfg.rateLimit,
+		"rate_burst", cfg.rateBurst, "rate_limit_max_wait", cfg.rateMaxWait)
 
 	var pause time.Duration
 	for {
@@ -396,32 +515,60 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// startConn serves rwc in a new goroutine, or closes it if MaxConnections
-// are open. It returns false, having closed rwc, if the Server is closing.
+// startConn serves rwc in a new goroutine, or closes it at once if its
+// address is not allowed, MaxConnections are open, or MaxConnsPerIP are
+// open from its address. It returns false, having closed rwc, if the
+// Server is closing.
 func (s *Server) startConn(rwc net.Conn, cfg config, log *slog.Logger) bool {
+	ip, isIP := remoteIP(rwc.RemoteAddr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		rwc.Close()
 		return false
 	}
+	// Each refusal is counted before Close, so a peer that sees the close
+	// sees the count.
+	if !cfg.allow.admits(ip, isIP) {
+		s.mu.Unlock()
+		s.stats.denied.Add(1)
+		rwc.Close()
+		log.Warn("mllp: connection refused: address not allowed", "remote", rwc.RemoteAddr().String())
+		return true
+	}
 	if cfg.maxConnections > 0 && len(s.conns) >= cfg.maxConnections {
 		s.mu.Unlock()
-		s.stats.refused.Add(1) // before Close, so a peer that sees the close sees the count
+		s.stats.refused.Add(1)
 		rwc.Close()
 		log.Warn("mllp: connection refused: too many connections",
 			"remote", rwc.RemoteAddr().String(), "max_connections", cfg.maxConnections)
 		return true
 	}
+	var p *peer
+	if isIP && (cfg.maxConnsPerIP > 0 || cfg.rateLimit > 0) {
+		p = s.peers.get(ip, cfg, time.Now())
+		if cfg.maxConnsPerIP > 0 && p.conns >= cfg.maxConnsPerIP {
+			s.mu.Unlock()
+			s.stats.perIPRefused.Add(1)
+			rwc.Close()
+			log.Warn("mllp: connection refused: too many connections from this address",
+				"remote", rwc.RemoteAddr().String(), "max_conns_per_ip", cfg.maxConnsPerIP)
+			return true
+		}
+		p.conns++
+	}
 	c := &conn{
 		srv: s,
 		rwc: rwc,
+		nc:  rwc,
 		info: ConnInfo{
 			ID:         s.nextID.Add(1),
 			RemoteAddr: rwc.RemoteAddr(),
 			LocalAddr:  rwc.LocalAddr(),
 		},
-		cfg: cfg,
+		cfg:  cfg,
+		ip:   ip,
+		peer: p,
 	}
 	c.log = log.With("conn", c.info.ID, "remote", c.info.RemoteAddr.String())
 	s.conns[c] = struct{}{}
@@ -529,23 +676,29 @@ func (s *Server) drain() {
 func (s *Server) Stats() Stats {
 	c := &s.stats
 	return Stats{
-		Accepted:         c.accepted.Load(),
-		Refused:          c.refused.Load(),
-		Open:             c.open.Load(),
-		AcceptErrors:     c.acceptErrors.Load(),
-		FramesRead:       c.framesRead.Load(),
-		BytesRead:        c.bytesRead.Load(),
-		Discarded:        c.discarded.Load(),
-		FramesTooLarge:   c.framesTooLarge.Load(),
-		IdleTimeouts:     c.idleTimeouts.Load(),
-		FrameTimeouts:    c.frameTimeouts.Load(),
-		GarbageClosed:    c.garbageClosed.Load(),
-		ReadErrors:       c.readErrors.Load(),
-		HandlerErrors:    c.handlerErrors.Load(),
-		HandlerPanics:    c.handlerPanics.Load(),
-		ResponsesWritten: c.responsesWritten.Load(),
-		BytesWritten:     c.bytesWritten.Load(),
-		WriteErrors:      c.writeErrors.Load(),
+		Accepted:           c.accepted.Load(),
+		Refused:            c.refused.Load(),
+		Denied:             c.denied.Load(),
+		PerIPRefused:       c.perIPRefused.Load(),
+		Open:               c.open.Load(),
+		AcceptErrors:       c.acceptErrors.Load(),
+		TLSHandshakeErrors: c.tlsHandshakeErrors.Load(),
+		FramesRead:         c.framesRead.Load(),
+		BytesRead:          c.bytesRead.Load(),
+		Discarded:          c.discarded.Load(),
+		FramesTooLarge:     c.framesTooLarge.Load(),
+		IdleTimeouts:       c.idleTimeouts.Load(),
+		FrameTimeouts:      c.frameTimeouts.Load(),
+		GarbageClosed:      c.garbageClosed.Load(),
+		ReadErrors:         c.readErrors.Load(),
+		HandlerErrors:      c.handlerErrors.Load(),
+		HandlerPanics:      c.handlerPanics.Load(),
+		ResponsesWritten:   c.responsesWritten.Load(),
+		BytesWritten:       c.bytesWritten.Load(),
+		WriteErrors:        c.writeErrors.Load(),
+		RateLimited:        c.rateLimited.Load(),
+		RateLimitWait:      time.Duration(c.rateLimitWait.Load()),
+		RateLimitClosed:    c.rateLimitClosed.Load(),
 	}
 }
 

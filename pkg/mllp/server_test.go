@@ -910,6 +910,11 @@ func TestServerLimitsDisabled(t *testing.T) {
 		MaxConnections: -1,
 		MaxDiscard:     -1,
 		MaxFrameSize:   -1, // cannot be disabled: means the default
+
+		HandshakeTimeout: -1,
+		MaxConnsPerIP:    -1, // off, like zero
+		RateLimit:        -1, // off, like zero
+		RateLimitMaxWait: -1,
 	}
 	addr := startServer(t, s)
 	for i := range 3 {
@@ -922,6 +927,7 @@ func TestServerLimitsDisabled(t *testing.T) {
 	if got, want := s.config(), (config{
 		maxFrameSize: DefaultMaxFrameSize, idleTimeout: -1, frameTimeout: -1, writeTimeout: -1,
 		keepAlive: -1, maxConnections: -1, maxDiscard: -1,
+		handshakeTimeout: -1, rateMaxWait: -1,
 	}); got != want {
 		t.Errorf("config() = %+v, want %+v", got, want)
 	}
@@ -936,6 +942,9 @@ func TestServerDefaults(t *testing.T) {
 		keepAlive:      DefaultKeepAlive,
 		maxConnections: DefaultMaxConnections,
 		maxDiscard:     DefaultMaxDiscard,
+
+		handshakeTimeout: DefaultHandshakeTimeout,
+		rateMaxWait:      DefaultRateLimitMaxWait,
 	}
 	if got := (&Server{}).config(); got != want {
 		t.Errorf("config() of a zero Server = %+v, want %+v", got, want)
