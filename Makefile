@@ -20,6 +20,11 @@ run: build ## Run the engine: MLLP listener on 127.0.0.1:2575 and router (Postgr
 	@./scripts/deps
 	$(GO) run ./internal/devrun $(BIN) $(ARGS)
 
+.PHONY: demo
+demo: build ## Watch it work: the engine fed simulated patients (cmd/hl7sim), printing events, scores and alerts live; own database aorta_demo on run's server (DATABASE_URL's too), emptied at each start; ARGS go to hl7sim
+	@./scripts/deps
+	$(GO) run ./internal/devrun --demo $(BIN) $(ARGS)
+
 .PHONY: test
 test: ## Run every test (unit, corpus, fuzz seeds, integration against real PostgreSQL and TCP)
 	@./scripts/deps --test

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/aortahealth/aorta/internal/logline"
 	"github.com/aortahealth/aorta/internal/pgtest"
 	"github.com/aortahealth/aorta/pkg/hl7"
 	"github.com/aortahealth/aorta/pkg/mllp"
@@ -60,6 +60,9 @@ func TestMain(m *testing.M) {
 	listenerBin, err = buildBinary(dir, "mllp-listener", "github.com/aortahealth/aorta/cmd/mllp-listener")
 	if err == nil {
 		routerBin, err = buildBinary(dir, "router", "github.com/aortahealth/aorta/cmd/router") // router_harness_test.go
+	}
+	if err == nil {
+		hl7simBin, err = buildBinary(dir, "hl7sim", "github.com/aortahealth/aorta/cmd/hl7sim") // demo_test.go
 	}
 	code := 1
 	if err != nil {
@@ -183,7 +186,7 @@ func (p *proc) readLog(r io.ReadCloser, fields []logField, values []string, read
 		known := 0
 		for i, f := range fields {
 			if strings.HasPrefix(rec.Msg, f.msg) {
-				values[i] = firstStringField([]byte(line), f.key)
+				values[i] = logline.FirstString([]byte(line), f.key)
 			}
 			if values[i] != "" {
 				known++
@@ -199,32 +202,6 @@ func (p *proc) readLog(r io.ReadCloser, fields []logField, values []string, read
 	io.Copy(io.Discard, r)
 	p.cmd.Wait()
 	p.state = p.cmd.ProcessState
-}
-
-// firstStringField returns the first top-level string value of key in a
-// JSON object, "" when absent.
-func firstStringField(obj []byte, key string) string {
-	dec := json.NewDecoder(bytes.NewReader(obj))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return ""
-	}
-	for dec.More() {
-		k, err := dec.Token()
-		if err != nil {
-			return ""
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return ""
-		}
-		if k == key {
-			var s string
-			if json.Unmarshal(v, &s) == nil {
-				return s
-			}
-		}
-	}
-	return ""
 }
 
 func (p *proc) cleanup() {

@@ -38,6 +38,7 @@ type routerProc struct {
 	proc
 	dbURL  string
 	routes string
+	env    []string // beyond listenerEnv's
 	extra  []string
 
 	HTTPAddr string // bound admin address, read back from the log
@@ -52,13 +53,20 @@ type routerProc struct {
 // and its log printed if the test failed.
 func startRouter(t *testing.T, dbURL, routesFile string, extraArgs ...string) *routerProc {
 	t.Helper()
+	return startRouterEnv(t, dbURL, routesFile, nil, extraArgs...)
+}
+
+// startRouterEnv is startRouter with more environment variables (a
+// webhook's secret_env, say).
+func startRouterEnv(t *testing.T, dbURL, routesFile string, env []string, extraArgs ...string) *routerProc {
+	t.Helper()
 	args := append([]string{"serve",
 		"--routes", routesFile, "--http-addr", "127.0.0.1:0", "--database-url", dbURL,
 		"--log-level", "debug", "--db-max-conns", "4",
 	}, extraArgs...)
 	r := &routerProc{proc: proc{name: "router", panicMsg: "processing panicked", cleanStop: true},
-		dbURL: dbURL, routes: routesFile, extra: extraArgs}
-	got := r.start(t, routerBin, args, listenerEnv(dbURL), // the same minimal environment
+		dbURL: dbURL, routes: routesFile, env: env, extra: extraArgs}
+	got := r.start(t, routerBin, args, append(listenerEnv(dbURL), env...), // the same minimal environment
 		logField{"admin HTTP listening", "addr"}, logField{"router ready", "id"})
 	r.HTTPAddr, r.ID = got[0], got[1]
 	t.Logf("router pid %d (%s): admin %s, routes %s %v", r.cmd.Process.Pid, r.ID, r.HTTPAddr, filepath.Base(routesFile), extraArgs)
@@ -70,7 +78,7 @@ func startRouter(t *testing.T, dbURL, routesFile string, extraArgs ...string) *r
 // new process has a new instance name.
 func (r *routerProc) restart(t *testing.T, extraArgs ...string) *routerProc {
 	t.Helper()
-	return startRouter(t, r.dbURL, r.routes, append(append([]string(nil), r.extra...), extraArgs...)...)
+	return startRouterEnv(t, r.dbURL, r.routes, r.env, append(append([]string(nil), r.extra...), extraArgs...)...)
 }
 
 // checkNoPHI fails the test when a process's log holds any of words: names

@@ -170,23 +170,6 @@ func shippedRoutes(t *testing.T) string {
 	return p
 }
 
-// startRouterEnv is startRouter with more environment variables (a
-// webhook's secret_env).
-func startRouterEnv(t *testing.T, dbURL, routesFile string, env []string, extraArgs ...string) *routerProc {
-	t.Helper()
-	args := append([]string{"serve",
-		"--routes", routesFile, "--http-addr", "127.0.0.1:0", "--database-url", dbURL,
-		"--log-level", "debug", "--db-max-conns", "4",
-	}, extraArgs...)
-	r := &routerProc{proc: proc{name: "router", panicMsg: "processing panicked", cleanStop: true},
-		dbURL: dbURL, routes: routesFile, extra: extraArgs}
-	got := r.start(t, routerBin, args, append(listenerEnv(dbURL), env...),
-		logField{"admin HTTP listening", "addr"}, logField{"router ready", "id"})
-	r.HTTPAddr, r.ID = got[0], got[1]
-	t.Logf("router pid %d (%s): admin %s, routes %s", r.cmd.Process.Pid, r.ID, r.HTTPAddr, routesFile)
-	return r
-}
-
 // scoringRig is a database with a listener and a router on it.
 type scoringRig struct {
 	t     *testing.T

@@ -121,6 +121,36 @@ func EnsureDatabase(ctx context.Context, serverURL, name string) error {
 	return nil
 }
 
+// RecreateDatabase drops database name on the server, ending the sessions
+// connected to it, and creates it again, empty. It is for a database a
+// tool owns outright (make demo's aorta_demo), never for one that may hold
+// data someone wants. serverURL must name another database: PostgreSQL
+// cannot drop the database a session is connected to.
+func RecreateDatabase(ctx context.Context, serverURL, name string) error {
+	conn, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var current string
+	if err := conn.QueryRow(ctx, "SELECT current_database()").Scan(&current); err != nil {
+		return fmt.Errorf("recreate database %q: %w", name, err)
+	}
+	if current == name {
+		return fmt.Errorf("recreate database %q: the server URL names that database itself; name another (e.g. postgres)", name)
+	}
+	id := pgx.Identifier{name}.Sanitize()
+	// FORCE (PostgreSQL 13) ends the sessions still connected, e.g. a psql
+	// left open on the previous run's data.
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+id+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %q: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+id); err != nil {
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
+}
+
 // freePort asks the kernel for an unused TCP port on 127.0.0.1.
 func freePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
