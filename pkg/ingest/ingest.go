@@ -91,6 +91,16 @@ func (in *Ingester) ServeMLLP(ctx context.Context, c mllp.ConnInfo, frame []byte
 		"conn", c.ID, "message_id", p.msg.ID, "control_id", p.msg.Header.ControlID,
 		"type", p.msg.Header.MessageType, "trigger", p.msg.Header.TriggerEvent,
 		"status", p.msg.Status, "ack", p.msg.AckCode, "duplicate", outcomes[0].Duplicate, "bytes", len(frame))
+	if p.msg.Status == store.StatusRejected {
+		// Visible at the production log level: a sender whose messages are
+		// all rejected must be noticed. Header identifiers and the HL7
+		// error only (its reason never quotes content), no message body.
+		in.cfg.Logger.Info("message rejected",
+			"conn", c.ID, "message_id", p.msg.ID, "control_id", p.msg.Header.ControlID,
+			"type", p.msg.Header.MessageType, "trigger", p.msg.Header.TriggerEvent,
+			"error_code", p.msg.ErrorCode, "error_location", p.msg.ErrorLocation, "reason", p.msg.Error,
+			"duplicate", outcomes[0].Duplicate, "bytes", len(frame))
+	}
 	return resp, nil
 }
 

@@ -62,6 +62,14 @@ func (r *Router) applyBatch(ctx context.Context, lease store.Lease, routes *rout
 	switch {
 	case err == nil:
 		r.observe(batch)
+		for _, p := range batch {
+			if p.Status == store.DeadLettered {
+				// The reason names a location and a rule, never a value
+				// (pkg/event's InvalidError); the message itself stays in
+				// the database for an analyst.
+				r.cfg.Logger.Warn("message dead-lettered", "message_id", p.Work.MessageID, "route", p.ErrorRoute, "reason", p.Error)
+			}
+		}
 		sc.committed(r)
 		return nil
 	case errors.Is(err, store.ErrLeaseLost):
