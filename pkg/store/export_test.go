@@ -1,0 +1,7 @@
+package store
+
+import "github.com/jackc/pgx/v5"
+
+// TxFor wraps a transaction, so that tests can read the per-patient state
+// the way scoring does, outside Apply.
+func TxFor(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
