@@ -6,16 +6,22 @@
 // is never lost, and a message it could not store is never acknowledged.
 // They do so under load, with hostile peers, through database outages
 // (a cut or partitioned network, terminated sessions, a stopped and a
-// crashed server), kill -9 and a graceful shutdown, and against a
-// standard third-party MLLP client.
+// crashed server, a database that refuses writes), kill -9 and a graceful
+// shutdown, and against a standard third-party MLLP client. Each fault
+// test logs what it did and what it verified: messages sent, ACKed,
+// stored, events written.
 //
 //	harness_test.go  TestMain (builds the binary once), starting, killing and
 //	                 restarting listeners, MLLP and database helpers
 //	stream_test.go   senders that re-send until ACKed, and the checks of the promise
 //	proxy_test.go    a TCP proxy that cuts or partitions the database network
 //	accept_test.go   load, duplicates, malformed messages, charsets, batches, 1 MiB
-//	peers_test.go    garbage, oversize and stalled frames, framing, connection limit
+//	peers_test.go    garbage, oversize, stalled, slow-loris and endless frames,
+//	                 framing and frames cut short, connection limit, 2,000
+//	                 idle connections
 //	outage_test.go   database outages, kill -9, graceful shutdown
+//	faults_test.go   the listener and the router killed in turn under load; a
+//	                 database that refuses writes (read-only, disk full)
 //	corpus_test.go   the shared third-party corpus over TCP
 //	interop_test.go  Debian's mllp_send
 //	admin_test.go    /healthz, /readyz, /metrics, the start-up log line
@@ -36,6 +42,8 @@
 //	                        late, corrected, SpO2 scale 2, under 16
 //	alerts_test.go          alert rules and restraint, acknowledgement, NOTIFY,
 //	                        webhooks that fail, recover or die, ACK-to-alert latency
+//	roles_test.go           docs/roles.sql: listener and router as least-privilege
+//	                        users, and what the listener's user is refused
 //
 // Every test starts its own listener process on its own database
 // (internal/pgtest). Tests that disturb the database or the process (the

@@ -181,8 +181,8 @@ func TestRouterKill9ExactlyOnce(t *testing.T) {
 	finishRouterStream(t, s, db, faultDrainTimeout, r)
 	n := checkExactlyOnce(t, db, want)
 	patients := checkPatientOrder(t, db, seqOf)
-	t.Logf("%d messages, %d events (want %d) for %d patients: each message routed once, no duplicate, per-patient order kept across 3 kill -9",
-		len(want), n, sumEvents(want), patients)
+	t.Logf("%d messages, %d stored, %d events (want %d) for %d patients: each message routed once, no duplicate, per-patient order kept across 3 kill -9",
+		len(want), count(t, db, `SELECT count(*) FROM messages`), n, sumEvents(want), patients)
 }
 
 // TestTwoRoutersPerPatientOrder streams ordered messages per patient
@@ -307,8 +307,8 @@ func TestRouterDatabaseOutage(t *testing.T) {
 			n := checkExactlyOnce(t, db, want)
 			patients := checkPatientOrder(t, db, seqOf)
 			m := scrape(t, r.HTTPAddr)
-			t.Logf("%d messages, %d events, %d patients: exactly once and in order; %v failed batch transactions retried",
-				len(want), n, patients, m.sum("aorta_router_apply_errors_total"))
+			t.Logf("%d messages sent, %d ACKed, %d stored, %d events (want %d), %d patients: exactly once and in order, outbox drained; %v failed batch transactions retried",
+				len(want), s.acked.Load(), count(t, db, `SELECT count(*) FROM messages`), n, sumEvents(want), patients, m.sum("aorta_router_apply_errors_total"))
 		})
 	}
 }

@@ -67,6 +67,11 @@ func (in *Ingester) commitGroup(ctx context.Context, group []*job, deadline time
 		units[i] = j.unit
 	}
 	backoff := retryInitialBackoff
+	// cause is the database's last answer other than the retry budget
+	// running out: what the log and the sender's error must name (read-only,
+	// disk full, shutting down), since the attempt that exhausts the budget
+	// ends with no more than "context deadline exceeded".
+	var cause error
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		actx, cancel := context.WithDeadline(ctx, deadline)
@@ -94,6 +99,11 @@ func (in *Ingester) commitGroup(ctx context.Context, group []*job, deadline time
 			in.cfg.Logger.Error("frame cannot be stored", "err", err)
 			in.fail(group, err)
 			return
+		}
+		if !errors.Is(err, context.DeadlineExceeded) {
+			cause = err
+		} else if cause != nil {
+			err = fmt.Errorf("%w; last database error: %w", err, cause)
 		}
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
