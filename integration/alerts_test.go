@@ -424,20 +424,22 @@ func TestAlertLifecycle(t *testing.T) {
 
 	// Acknowledgement through the API.
 	ackPath := "/api/v1/alerts/" + alertID.String() + "/ack"
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPost, ackPath, "", ""); code != http.StatusUnauthorized {
-		t.Errorf("ack without X-Aorta-User: %d, want 401", code)
+	adeyemi := apiToken(t, rig.dbURL, "nurse.adeyemi", "clinician")
+	house := apiToken(t, rig.dbURL, "dr.house", "clinician")
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPost, ackPath, "", ""); code != http.StatusUnauthorized {
+		t.Errorf("ack without a token: %d, want 401", code)
 	}
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPost, "/api/v1/alerts/"+uuid.NewString()+"/ack", "nurse.adeyemi", ""); code != http.StatusNotFound {
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPost, "/api/v1/alerts/"+uuid.NewString()+"/ack", adeyemi, ""); code != http.StatusNotFound {
 		t.Errorf("ack of an unknown alert: %d, want 404", code)
 	}
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPost, "/api/v1/alerts/not-an-id/ack", "nurse.adeyemi", ""); code != http.StatusBadRequest {
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPost, "/api/v1/alerts/not-an-id/ack", adeyemi, ""); code != http.StatusBadRequest {
 		t.Errorf("ack of a malformed ID: %d, want 400", code)
 	}
-	code, body := apiCall(t, rig.r.HTTPAddr, http.MethodPost, ackPath, "nurse.adeyemi", "")
+	code, body := apiCall(t, rig.r.APIAddr, http.MethodPost, ackPath, adeyemi, "")
 	if code != http.StatusOK || body["acknowledged_by"] != "nurse.adeyemi" || body["already_acknowledged"] != false || body["status"] != "open" {
 		t.Fatalf("ack: %d %v, want 200 acknowledged by nurse.adeyemi, still open", code, body)
 	}
-	code, body = apiCall(t, rig.r.HTTPAddr, http.MethodPost, ackPath, "dr.house", "")
+	code, body = apiCall(t, rig.r.APIAddr, http.MethodPost, ackPath, house, "")
 	if code != http.StatusOK || body["already_acknowledged"] != true || body["acknowledged_by"] != "nurse.adeyemi" {
 		t.Errorf("second ack: %d %v, want 200, already acknowledged by nurse.adeyemi", code, body)
 	}
@@ -604,7 +606,8 @@ func TestAlertNotify(t *testing.T) {
 	rig.apply(nursingSet("AN-1", mrn, "1000", setUrgent), nursingSet("AN-2", mrn, "1010", setEmergency))
 	var alertID uuid.UUID
 	queryRow(t, rig.db, `SELECT id FROM alerts WHERE patient_key = $1`, []any{key}, &alertID)
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPost, "/api/v1/alerts/"+alertID.String()+"/ack", "nurse.okonjo", ""); code != http.StatusOK {
+	okonjo := apiToken(t, rig.dbURL, "nurse.okonjo", "clinician")
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPost, "/api/v1/alerts/"+alertID.String()+"/ack", okonjo, ""); code != http.StatusOK {
 		t.Fatalf("ack: %d, want 200", code)
 	}
 	rig.apply(nursingSet("AN-3", mrn, "1030", setWell))

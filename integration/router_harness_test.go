@@ -42,11 +42,13 @@ type routerProc struct {
 	extra  []string
 
 	HTTPAddr string // bound admin address, read back from the log
+	APIAddr  string // bound HTTP API address, read back from the log
 	ID       string // instance name from the ready line
 }
 
 // startRouter runs the real router against dbURL with routesFile, its admin
-// HTTP on a 127.0.0.1 port the kernel picks, and waits for its ready line.
+// HTTP and its API on 127.0.0.1 ports the kernel picks, and waits for its
+// ready line.
 // The pool is kept small (PostgreSQL here allows 100 connections and tests
 // run in parallel). extraArgs come last, so they override. The process is
 // stopped with SIGTERM when the test ends, which must end it with status 0,
@@ -61,15 +63,15 @@ func startRouter(t *testing.T, dbURL, routesFile string, extraArgs ...string) *r
 func startRouterEnv(t *testing.T, dbURL, routesFile string, env []string, extraArgs ...string) *routerProc {
 	t.Helper()
 	args := append([]string{"serve",
-		"--routes", routesFile, "--http-addr", "127.0.0.1:0", "--database-url", dbURL,
+		"--routes", routesFile, "--http-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--database-url", dbURL,
 		"--log-level", "debug", "--db-max-conns", "4",
 	}, extraArgs...)
 	r := &routerProc{proc: proc{name: "router", panicMsg: "processing panicked", cleanStop: true},
 		dbURL: dbURL, routes: routesFile, env: env, extra: extraArgs}
 	got := r.start(t, routerBin, args, append(listenerEnv(dbURL), env...), // the same minimal environment
-		logField{"admin HTTP listening", "addr"}, logField{"router ready", "id"})
-	r.HTTPAddr, r.ID = got[0], got[1]
-	t.Logf("router pid %d (%s): admin %s, routes %s %v", r.cmd.Process.Pid, r.ID, r.HTTPAddr, filepath.Base(routesFile), extraArgs)
+		logField{"admin HTTP listening", "addr"}, logField{"API listening", "addr"}, logField{"router ready", "id"})
+	r.HTTPAddr, r.APIAddr, r.ID = got[0], got[1], got[2]
+	t.Logf("router pid %d (%s): admin %s, API %s, routes %s %v", r.cmd.Process.Pid, r.ID, r.HTTPAddr, r.APIAddr, filepath.Base(routesFile), extraArgs)
 	return r
 }
 

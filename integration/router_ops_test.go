@@ -188,7 +188,7 @@ func TestRouterReplay(t *testing.T) {
 
 	// Add the lab route, reload, replay the results: only the new events.
 	writeRoutes(t, routes, "reload_v2.yaml")
-	if code, body := httpPost(t, r.HTTPAddr, "/api/v1/routes/reload"); code != http.StatusOK {
+	if code, body := httpPost(t, r.APIAddr, "/api/v1/routes/reload", apiToken(t, dbURL, "analyst.replay", "analyst")); code != http.StatusOK {
 		t.Fatalf("POST /api/v1/routes/reload: %d %s", code, body)
 	}
 	out = runRouterCommand(t, dbURL, "replay", "--type", "ORU", "--database-url", dbURL, "--db-max-conns", "2")
@@ -229,11 +229,16 @@ func TestRouterReplay(t *testing.T) {
 	t.Logf("replay --type ORU after adding the lab route: 8 queued, %d events added (the 3 lab results), none duplicated", added)
 }
 
-// httpPost posts an empty body to an admin URL.
-func httpPost(t *testing.T, addr, path string) (int, string) {
+// httpPost posts an empty body to an API URL with a bearer token.
+func httpPost(t *testing.T, addr, path, token string) (int, string) {
 	t.Helper()
 	c := http.Client{Timeout: ioTimeout}
-	resp, err := c.Post("http://"+addr+path, "application/json", nil)
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("POST %s: %v", path, err)
 	}
@@ -301,7 +306,11 @@ func TestRouterReload(t *testing.T) {
 	}
 	t.Logf("SIGHUP with a broken file: refused (%v), old routes still active", refused[0]["err"])
 
-	code, body := httpPost(t, r.HTTPAddr, "/api/v1/routes/reload")
+	analyst := apiToken(t, dbURL, "analyst.reload", "analyst")
+	if code, _ := httpPost(t, r.APIAddr, "/api/v1/routes/reload", ""); code != http.StatusUnauthorized {
+		t.Errorf("POST /api/v1/routes/reload without a token: %d, want 401", code)
+	}
+	code, body := httpPost(t, r.APIAddr, "/api/v1/routes/reload", analyst)
 	var answer struct {
 		Reloaded bool   `json:"reloaded"`
 		Error    string `json:"error"`
@@ -314,7 +323,7 @@ func TestRouterReload(t *testing.T) {
 	waitReloads("refused", 2)
 
 	writeRoutes(t, routes, "reload_v1.yaml")
-	code, body = httpPost(t, r.HTTPAddr, "/api/v1/routes/reload")
+	code, body = httpPost(t, r.APIAddr, "/api/v1/routes/reload", analyst)
 	answer = struct {
 		Reloaded bool   `json:"reloaded"`
 		Error    string `json:"error"`
@@ -325,9 +334,10 @@ func TestRouterReload(t *testing.T) {
 		t.Errorf("POST /api/v1/routes/reload with a valid file: %d %s, want 200 with 2 routes", code, body)
 	}
 	waitReloads("ok", 2)
-	code, body, err := httpGet(r.HTTPAddr, "/api/v1/routes")
-	if err != nil || code != http.StatusOK || !strings.Contains(body, `"name":"adt"`) || strings.Contains(body, `"name":"lab"`) {
-		t.Errorf("GET /api/v1/routes: %d %s %v, want the two routes of the file", code, body, err)
+	code, routesBody := apiCall(t, r.APIAddr, http.MethodGet, "/api/v1/routes", analyst, "")
+	names := fmt.Sprint(routesBody["routes"])
+	if code != http.StatusOK || !strings.Contains(names, "name:adt") || strings.Contains(names, "name:lab") {
+		t.Errorf("GET /api/v1/routes: %d %v, want the two routes of the file", code, routesBody)
 	}
 	if rt := route(lab()); rt.Status != "unrouted" {
 		t.Errorf("lab result after reloading the file without the lab route: %+v, want unrouted", rt)

@@ -352,10 +352,24 @@ func uniqueSorted(s []string) []string {
 
 // --- the router's clinical API ---
 
-// apiCall sends a JSON request to the router's admin address as user
-// (X-Aorta-User; none when empty) and returns the status and the decoded
-// JSON answer.
-func apiCall(t *testing.T, addr, method, path, user, body string) (int, map[string]any) {
+// apiToken creates an API token with the real `router token create` and
+// returns it; name is then the actor the API records.
+func apiToken(t *testing.T, dbURL, name, role string) string {
+	t.Helper()
+	out := runRouterCommand(t, dbURL, "token", "create", "--name", name, "--role", role, "--database-url", dbURL, "--db-max-conns", "2")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "aorta_") {
+			return strings.TrimSpace(line)
+		}
+	}
+	t.Fatalf("router token create printed no token:\n%s", out)
+	return ""
+}
+
+// apiCall sends a JSON request to the router's API address with a bearer
+// token (none when empty) and returns the status and the decoded JSON
+// answer.
+func apiCall(t *testing.T, addr, method, path, token, body string) (int, map[string]any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
@@ -370,8 +384,8 @@ func apiCall(t *testing.T, addr, method, path, user, body string) (int, map[stri
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if user != "" {
-		req.Header.Set("X-Aorta-User", user)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -758,16 +772,24 @@ func TestScoreSpO2Scale2(t *testing.T) {
 	}
 
 	path := "/api/v1/patients/" + strings.ReplaceAll(key, "/", "%2F") + "/spo2-scale"
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPut, path, "", `{"scale": 2}`); code != http.StatusUnauthorized {
-		t.Errorf("PUT without %s: %d, want 401", "X-Aorta-User", code)
+	okafor := apiToken(t, rig.dbURL, "dr.okafor", "clinician")
+	viewer := apiToken(t, rig.dbURL, "ward.display", "viewer")
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPut, path, "", `{"scale": 2}`); code != http.StatusUnauthorized {
+		t.Errorf("PUT without a token: %d, want 401", code)
 	}
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPut, path, "dr.okafor", `{"scale": 3}`); code != http.StatusBadRequest {
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPut, path, viewer, `{"scale": 2}`); code != http.StatusForbidden {
+		t.Errorf("PUT with a viewer token: %d, want 403", code)
+	}
+	if code, _, err := httpGet(rig.r.HTTPAddr, path); err != nil || code != http.StatusNotFound {
+		t.Errorf("the admin address still serves the API: GET %s: %d %v, want 404", path, code, err)
+	}
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPut, path, okafor, `{"scale": 3}`); code != http.StatusBadRequest {
 		t.Errorf("PUT scale 3: %d, want 400", code)
 	}
-	if code, _ := apiCall(t, rig.r.HTTPAddr, http.MethodPut, "/api/v1/patients/GENHOSP%2FNOSUCH/spo2-scale", "dr.okafor", `{"scale": 2}`); code != http.StatusNotFound {
+	if code, _ := apiCall(t, rig.r.APIAddr, http.MethodPut, "/api/v1/patients/GENHOSP%2FNOSUCH/spo2-scale", okafor, `{"scale": 2}`); code != http.StatusNotFound {
 		t.Errorf("PUT for an unknown patient: %d, want 404", code)
 	}
-	code, body := apiCall(t, rig.r.HTTPAddr, http.MethodPut, path, "dr.okafor", `{"scale": 2}`)
+	code, body := apiCall(t, rig.r.APIAddr, http.MethodPut, path, okafor, `{"scale": 2}`)
 	if code != http.StatusOK || body["patient_key"] != key || body["spo2_scale"] != float64(2) || body["set_by"] != "dr.okafor" {
 		t.Fatalf("PUT %s: %d %v, want 200 for %s, scale 2, set by dr.okafor", path, code, body, key)
 	}

@@ -9,6 +9,7 @@
 //	router test [routes.test.yaml]    run route tests; exit 1 on failures
 //	router replay [filters] [flags]   queue stored messages to be routed again
 //	router migrate [flags]            apply database migrations and exit
+//	router token create|list|revoke   manage the HTTP API's bearer tokens
 //
 // Every flag has an environment variable; run `router <command> -h`.
 package main
@@ -45,7 +46,7 @@ func run(args []string) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "check", "test", "replay", "migrate":
+		case "serve", "check", "test", "replay", "migrate", "token":
 			cmd, args = args[0], args[1:]
 		}
 	}
@@ -59,6 +60,8 @@ func run(args []string) error {
 		return runReplay(ctx, args)
 	case "migrate":
 		return runMigrate(ctx, args)
+	case "token":
+		return runToken(ctx, args)
 	}
 	return runServe(ctx, args)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/admin"
+	"github.com/aortahealth/aorta/pkg/api"
 	"github.com/aortahealth/aorta/pkg/delivery"
 	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/router"
@@ -28,7 +28,10 @@ import (
 
 const (
 	defaultHTTPAddr = "127.0.0.1:9576"
+	defaultAPIAddr  = "127.0.0.1:8080"
 	defaultDBWait   = 60 * time.Second
+	// apiReadTimeout bounds reading one API request, body included.
+	apiReadTimeout = 30 * time.Second
 	// defaultShutdownTimeout bounds finishing the batches in flight.
 	defaultShutdownTimeout = 30 * time.Second
 )
@@ -92,17 +95,18 @@ func runMigrate(ctx context.Context, args []string) error {
 func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("router serve", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: router [serve] [flags]\n\nRuns the router: applies the outbox through routes.yaml and writes events.\nSIGHUP (or POST /api/v1/routes/reload) reloads the routes file; a bad file is\nrefused and the running routes stay. Flags override environment variables.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: router [serve] [flags]\n\nRuns the router: applies the outbox through routes.yaml and writes events.\nSIGHUP (or POST /api/v1/routes/reload on the API address) reloads the routes\nfile; a bad file is refused and the running routes stay. The HTTP API needs a\ntoken: see \"router token -h\" and docs/api.md. Flags override environment variables.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	f := envflag.New(fs)
 	var d dbFlags
 	d.declare(f)
-	var routesFile, httpAddr, id string
+	var routesFile, httpAddr, apiAddr, id string
 	var rc router.Config
 	var shutdown time.Duration
 	f.String(&routesFile, "routes", "ROUTES_FILE", "routes.yaml", "routes file")
-	f.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "admin HTTP address: /healthz, /readyz, /metrics, /api/v1/routes; empty disables it")
+	f.String(&httpAddr, "http-addr", "HTTP_ADDR", defaultHTTPAddr, "admin HTTP address (no authentication): /healthz, /readyz, /metrics; empty disables it")
+	f.String(&apiAddr, "api-addr", "API_ADDR", defaultAPIAddr, "HTTP API address (/api/v1, bearer tokens, docs/api.md); empty disables it")
 	f.String(&id, "id", "ROUTER_ID", "", "name of this router instance (default: hostname and a random suffix)")
 	f.Int(&rc.Workers, "workers", "ROUTER_WORKERS", router.DefaultWorkers, "lanes applied at once")
 	f.Int(&rc.BatchSize, "batch-size", "ROUTER_BATCH_SIZE", router.DefaultBatchSize, "outbox rows of one lane per transaction")
@@ -174,7 +178,7 @@ func runServe(ctx context.Context, args []string) error {
 	}()
 
 	var httpSrv *http.Server
-	httpErr := make(chan error, 1)
+	httpErr := make(chan error, 2) // admin and API servers
 	if httpAddr != "" {
 		ln, err := net.Listen("tcp", httpAddr)
 		if err != nil {
@@ -189,20 +193,21 @@ func runServe(ctx context.Context, args []string) error {
 				return nil
 			},
 		})
-		mux.Get("/api/v1/routes", func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusOK, routesSummary(rt.Routes()))
-		})
-		clinicalAPI(mux, st, rt)
-		mux.Post("/api/v1/routes/reload", func(w http.ResponseWriter, _ *http.Request) {
-			if err := reload("api"); err != nil {
-				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"reloaded": false, "error": err.Error()})
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{"reloaded": true, "routes": len(rt.Routes().Routes)})
-		})
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { httpErr <- httpSrv.Serve(ln) }()
 		log.Info("admin HTTP listening", "addr", ln.Addr().String())
+	}
+	var apiSrv *http.Server
+	if apiAddr != "" {
+		ln, err := net.Listen("tcp", apiAddr)
+		if err != nil {
+			return fmt.Errorf("listen for the HTTP API: %w", err)
+		}
+		h := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log})
+		apiSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: apiReadTimeout,
+			WriteTimeout: api.DefaultRequestTimeout + 10*time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		go func() { httpErr <- apiSrv.Serve(ln) }()
+		log.Info("API listening", "addr", ln.Addr().String())
 	}
 
 	log.Info("router ready", "id", rt.ID(), "routes_file", routesFile, "routes", len(routes.Routes),
@@ -219,7 +224,7 @@ func runServe(ctx context.Context, args []string) error {
 	case <-ctx.Done():
 		log.Info("shutting down: finishing batches in flight", "timeout", shutdown)
 	case err := <-httpErr:
-		result = fmt.Errorf("admin HTTP server stopped: %w", err)
+		result = fmt.Errorf("HTTP server stopped: %w", err)
 	case err := <-runErr:
 		return err
 	case err := <-deliveryErr:
@@ -245,10 +250,12 @@ func runServe(ctx context.Context, args []string) error {
 	case <-deadline:
 		log.Warn("shutdown timeout passed with deliveries in flight; they are sent again after their lease")
 	}
-	if httpSrv != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		httpSrv.Shutdown(sctx)
-		cancel()
+	for _, srv := range []*http.Server{apiSrv, httpSrv} {
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.Shutdown(sctx)
+			cancel()
+		}
 	}
 	log.Info("stopped")
 	return result
@@ -276,22 +283,4 @@ func destinationsOf(c *route.Config) map[string]delivery.Destination {
 		out[name] = dst
 	}
 	return out
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-// routesSummary describes the active routes for the API.
-func routesSummary(c *route.Config) map[string]any {
-	routes := make([]map[string]any, 0, len(c.Routes))
-	for _, r := range c.Routes {
-		routes = append(routes, map[string]any{
-			"name": r.Name, "description": r.Description, "events": r.Events, "handlers": r.Handlers,
-			"on_invalid": r.OnInvalid, "continue": r.Continue,
-		})
-	}
-	return map[string]any{"file": c.File, "routes": routes, "parameters": c.Parameters.Names()}
 }
