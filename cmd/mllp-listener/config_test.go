@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -106,8 +107,55 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+// TestRedactURL covers every place pgx reads a password from: the URL's
+// user information, its query, and the keyword/value form.
 func TestRedactURL(t *testing.T) {
-	if got := envflag.RedactURL("postgres://aorta:s3cret@db:5432/aorta"); strings.Contains(got, "s3cret") {
-		t.Errorf("redactURL leaked the password: %s", got)
+	tests := []struct{ name, url, want string }{
+		{"user information", "postgres://aorta:s3cret@db:5432/aorta", "postgres://aorta:xxxxx@db:5432/aorta"},
+		{"escaped", "postgres://aorta:s3cret%40x@db/aorta", "postgres://aorta:xxxxx@db/aorta"},
+		{"several hosts", "postgres://aorta:s3cret@db1:5432,db2:5432/aorta", "postgres://aorta:xxxxx@db1:5432,db2:5432/aorta"},
+		{"query", "postgres://aorta@db/aorta?sslmode=require&password=s3cret", "postgres://aorta@db/aorta?password=xxxxx&sslmode=require"},
+		{"query, key case", "postgresql:///aorta?host=/run/postgresql&PassWord=s3cret", "postgresql:///aorta?PassWord=xxxxx&host=%2Frun%2Fpostgresql"},
+		{"client key password", "postgres://db/aorta?sslkey=/k.pem&sslpassword=s3cret", "postgres://db/aorta?sslkey=%2Fk.pem&sslpassword=xxxxx"},
+		{"no secret", "postgres://aorta@db/aorta?sslmode=disable", "postgres://aorta@db/aorta?sslmode=disable"},
+		{"keywords", "host=db user=aorta password=s3cret dbname=aorta", "host=db user=aorta password=xxxxx dbname=aorta"},
+		{"keywords, quoted", "host=db password = 's3 \\'cret' sslpassword=s3cret dbname=aorta", "host=db password = xxxxx sslpassword=xxxxx dbname=aorta"},
+		{"keywords, open quote", "host=db password='s3 cret", "host=db password=xxxxx"},
+		{"bad query", "postgres://aorta@db/aorta?password=s3cret%zz", "(unparseable)"},
+		{"bad URL", "postgres://aorta:s3cret@db:port/aorta", "(unparseable)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := envflag.RedactURL(tt.url)
+			if got != tt.want {
+				t.Errorf("RedactURL(%q) = %q, want %q", tt.url, got, tt.want)
+			}
+			if strings.Contains(got, "s3") {
+				t.Errorf("RedactURL(%q) leaked the password: %s", tt.url, got)
+			}
+		})
+	}
+}
+
+// TestStartupLineHidesPassword logs the effective configuration as the
+// ready line does and looks for the password in it.
+func TestStartupLineHidesPassword(t *testing.T) {
+	for _, u := range []string{
+		"postgres://aorta:s3cret-pw@db/aorta",
+		"postgres://aorta@db/aorta?password=s3cret-pw",
+		"host=db user=aorta password=s3cret-pw",
+	} {
+		t.Setenv("DATABASE_URL", u)
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		c, err := parseConfig(fs, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		slog.New(slog.NewJSONHandler(&b, nil)).Info("mllp-listener ready", c.logAttrs()...)
+		if strings.Contains(b.String(), "s3cret") || !strings.Contains(b.String(), `"database_url":`) {
+			t.Errorf("DATABASE_URL %s: start-up line %s", u, b.String())
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -110,11 +111,45 @@ func ParseLevel(name string) (slog.Level, error) {
 	return l, nil
 }
 
-// RedactURL hides a password in a connection URL for logging.
+// RedactURL hides the secrets of a PostgreSQL connection string for
+// logging. pgx, like libpq, takes a password in three places, and each is
+// replaced by xxxxx: the user information of a URL, its password and
+// sslpassword query parameters, and the same keys of the keyword/value
+// form ("host=db password=..."). What it cannot read safely it does not
+// echo at all.
 func RedactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return secretKeyword.ReplaceAllString(s, "${1}${2}xxxxx")
+	}
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparseable)"
 	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil {
+			return "(unparseable)"
+		}
+		redacted := false
+		for k := range q {
+			if secretParam(k) {
+				q[k] = []string{"xxxxx"}
+				redacted = true
+			}
+		}
+		if redacted {
+			u.RawQuery = q.Encode()
+		}
+	}
 	return u.Redacted()
+}
+
+// secretKeyword finds the value of a secret in a keyword/value connection
+// string: bare up to the next space, or single-quoted with backslash
+// escapes (to the end of the string when the quote is not closed).
+var secretKeyword = regexp.MustCompile(`(?i)(\b(?:ssl)?password)(\s*=\s*)('(?:[^'\\]|\\.)*(?:'|$)|\S*)`)
+
+func secretParam(k string) bool {
+	k = strings.ToLower(k)
+	return k == "password" || k == "sslpassword"
 }

@@ -188,7 +188,7 @@ func BuildACK(in Header, a ACK) ([]byte, error) {
 	}
 	versionField := raw(in.rawVersion, in.Version)
 	if in.Version == "" {
-		versionField, version = "2.5", "2.5"
+		versionField, version = w.text("2.5"), "2.5" // escaped if '.' is a delimiter
 	}
 	var accept, app string
 	if in.AcceptAckType != "" || in.AppAckType != "" {
@@ -202,7 +202,7 @@ func BuildACK(in Header, a ACK) ([]byte, error) {
 	w.segment("MSH", w.enc,
 		hd(in.ReceivingApplication, in.rawRecvApp), hd(in.ReceivingFacility, in.rawRecvFac),
 		hd(in.SendingApplication, in.rawSendApp), hd(in.SendingFacility, in.rawSendFac),
-		formatACKTime(ts), "", msgType, w.text(a.ControlID), processing, versionField,
+		formatACKTime(ts, &w.d), "", msgType, w.text(a.ControlID), processing, versionField,
 		"", "", accept, app, "", charsets)
 	controlID := w.text(in.ControlID)
 	if echo {
@@ -223,11 +223,12 @@ type ackWriter struct {
 	cs  *charset
 }
 
-// text escapes a plain value and encodes it in the ACK's character set;
-// characters it cannot hold become '?', which is acceptable for diagnostics.
+// text encodes a plain value in the ACK's character set and escapes it;
+// characters the set cannot hold become '?', which is acceptable for
+// diagnostics. Escaping comes second because that '?' may be a delimiter.
 func (w *ackWriter) text(s string) string {
-	v, _ := w.cs.encode(escape(s, &w.d), true)
-	return v
+	v, _ := w.cs.encode(s, true)
+	return escape(v, &w.d)
 }
 
 func (w *ackWriter) join(sep byte, parts []string) string {
@@ -298,14 +299,20 @@ func (w *ackWriter) errSegment(e ErrorDetail, modern bool) {
 }
 
 // formatACKTime writes an HL7 DTM with seconds, a four-digit fraction when
-// the time has one, and the zone offset.
-func formatACKTime(t time.Time) string {
+// the time has one, and the zone offset. A part whose punctuation is one of
+// the delimiters (a sender may choose '.', '+' or '-') is left out rather
+// than escaped, since receivers read timestamps without unescaping: the
+// fraction for '.', the offset for its sign, which leaves local time.
+func formatACKTime(t time.Time, d *Delimiters) string {
 	s := t.Format("20060102150405")
-	if ns := t.Nanosecond(); ns >= 100_000 {
+	if ns := t.Nanosecond(); ns >= 100_000 && !d.structural('.') {
 		frac := strconv.Itoa(10000 + ns/100_000)
 		s += "." + frac[1:]
 	}
-	return s + t.Format("-0700")
+	if zone := t.Format("-0700"); !d.structural(zone[0]) {
+		s += zone
+	}
+	return s
 }
 
 // versionAtLeast compares a dotted version with a minimum. An empty or

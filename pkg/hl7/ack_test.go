@@ -227,3 +227,37 @@ func TestBuildACKSegmentsEndWithCR(t *testing.T) {
 		t.Errorf("ACK = %q", b)
 	}
 }
+
+// TestBuildACKPunctuationDelimiters checks the ACK of a sender whose
+// delimiters include the punctuation of timestamps and versions (found by
+// FuzzACK): the parts of MSH-7 that would be split are left out, and every
+// field still reads back in its place.
+func TestBuildACKPunctuationDelimiters(t *testing.T) {
+	at := time.Date(2024, 3, 1, 10, 30, 0, 500_000_000, time.FixedZone("", 3600))
+	tests := []struct {
+		name, in, wantTime string
+	}{
+		{"plus field separator", "MSH+^~\\&+S+SF+R+RF+20240301++ADT^A01+IN-1+P+2.5\r", "20240301103000.5000"},
+		{"minus component", "MSH|-~\\&|S|SF|R|RF|20240301||ADT-A01|IN-1|P|2.5\r", "20240301103000.5000+0100"},
+		{"dot component, no version", "MSH|.~\\&|S|SF|R|RF|20240301||ADT.A01|IN-1|P\r", "20240301103000+0100"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := BuildACK(header(t, tt.in), ACK{Code: AA, ControlID: "OUT-1", Time: at})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mustParse(t, b)
+			h := m.Header()
+			if got := mustGet(t, m, "MSH-7"); got != tt.wantTime {
+				t.Errorf("MSH-7 = %q, want %q", got, tt.wantTime)
+			}
+			if h.MessageType != "ACK" || h.TriggerEvent != "A01" || h.ControlID != "OUT-1" || h.Version != "2.5" {
+				t.Errorf("header %+v of %q", h, b)
+			}
+			if got := mustGet(t, m, "MSA-2"); got != "IN-1" {
+				t.Errorf("MSA-2 = %q", got)
+			}
+		})
+	}
+}

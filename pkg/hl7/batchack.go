@@ -41,7 +41,7 @@ func BuildBatchACK(in *Batch, acks [][]byte, a BatchACK) []byte {
 		}
 		hd := func(v HD) string { return w.components(v.NamespaceID, v.UniversalID, v.UniversalIDType) }
 		w.segment(name, w.enc, hd(recvApp), hd(recvFac), hd(sendApp), hd(sendFac),
-			formatACKTime(ts), "", "", "", w.text(a.ControlID), w.text(ref))
+			formatACKTime(ts, &w.d), "", "", "", w.text(a.ControlID), w.text(ref))
 	}
 	if file != nil {
 		header("FHS", file)

@@ -61,7 +61,15 @@ var charsets = map[string]*charset{
 // lookupCharset resolves an MSH-18 value. Multi-byte legacy sets (JIS, GB
 // 18030, BIG-5, ...) and UTF-16/32 are not supported: they are not
 // ASCII-compatible, so delimiters could not even be found reliably.
+//
+// Every name is ASCII, so a value with any other character is refused
+// before trimming and case folding: Parse looks up MSH-18's bytes and
+// ParseHeader its decoded text, and Unicode rules (a trailing U+00A0, a
+// dotless i) must not make the two disagree.
 func lookupCharset(name string) (*charset, bool) {
+	if !isASCII(name) {
+		return nil, false
+	}
 	cs, ok := charsets[strings.ToUpper(strings.TrimSpace(name))]
 	return cs, ok
 }

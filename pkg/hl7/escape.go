@@ -178,8 +178,8 @@ func hexDigit(c byte) (byte, bool) {
 }
 
 // escape encodes a plain value so that it reads back unchanged. Line
-// breaks become \.br\ and carriage returns \X0D\, so a value can never end
-// a segment. The v2.7 truncation character is written literally: this
+// breaks become \.br\ (\X0A\ when a delimiter is a dot) and carriage
+// returns \X0D\, so a value can never end a segment. The v2.7 truncation character is written literally: this
 // package never gives it a meaning on read, and receivers older than v2.7
 // would not understand \P\.
 func escape(s string, d *Delimiters) string {
@@ -204,7 +204,12 @@ func escape(s string, d *Delimiters) string {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c == '\n':
-			seq(".br")
+			if d.Escape == '.' || d.structural('.') {
+				// \.br\ would be cut in two by its own dot.
+				seq("X0A")
+			} else {
+				seq(".br")
+			}
 		case c == '\r':
 			seq("X0D")
 		case c == 0:

@@ -73,6 +73,9 @@ func TestEscape(t *testing.T) {
 		{"three characters leave ampersand", three, "a&b}c|", "a&b}E}c}F}"},
 		{"truncation written literally", Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '\\', Subcomponent: '&', Truncation: '#'}, "#1", "#1"},
 		{"NUL kept", StandardDelimiters, "a\x00b", "a\x00b"},
+		// \.br\ would be split by its own dot (found by FuzzACK).
+		{"line break, dot component", Delimiters{Field: '^', Component: '.', Repetition: '!', Escape: '"', Subcomponent: '#'}, "a\nb.c", `a"X0A"b"S"c`},
+		{"line break, dot escape", Delimiters{Field: '|', Component: '^', Repetition: '~', Escape: '.', Subcomponent: '&'}, "a\nb.c", `a.X0A.b.E.c`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,8 @@ var fuzzDelimiters = []Delimiters{
 	{Field: '|', Component: '^', Repetition: '~', Escape: '}'},
 	{Field: '^', Component: '~', Repetition: '|', Escape: '\\', Subcomponent: '&'},
 	{Field: '$', Component: '%', Repetition: '~', Escape: '\\', Subcomponent: '&'},
+	{Field: '^', Component: '.', Repetition: '!', Escape: '"', Subcomponent: '#', Truncation: '$'},
+	{Field: '|', Component: '^', Repetition: '~', Escape: '.', Subcomponent: '&'},
 }
 
 // FuzzRoundTrip checks that Set then Get returns any value unchanged, in
@@ -321,4 +324,170 @@ func FuzzTime(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzACK checks the acknowledgment builders on any input: AckFor answers
+// with a code that matches the outcome and the mode, and the ACK BuildACK
+// writes for any header ParseHeader reads parses as one MSH, MSA (and ERR)
+// message with the original's delimiters (the standard ones when the
+// original's were unusable), MSA-2 equal to the original's decoded MSH-10,
+// applications and facilities swapped, and no request for an ACK of its
+// own. For a batch, BuildBatchACK's envelope splits back into the ACKs.
+func FuzzACK(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		// The ACK's own control ID, text and error come from the input too,
+		// so escapes and charsets are exercised on both sides.
+		ctl, text := "A\\F\\1|^~&#", "ok \r\n\x00 é"
+		if i := bytes.IndexByte(data, 0xFF); i >= 0 {
+			ctl, text = string(data[i+1:]), string(data[:i])
+			if ctl == "" {
+				ctl = "1"
+			}
+		}
+		h, _ := ParseHeader(data)
+		if strings.EqualFold(strings.TrimSpace(h.MessageType), "ACK") {
+			if _, err := BuildACK(h, ACK{Code: AA, ControlID: ctl}); !errors.Is(err, ErrACKToACK) {
+				t.Fatalf("BuildACK of an ACK: err = %v, want ErrACKToACK", err)
+			}
+			return
+		}
+		enhanced := normAckType(h.AcceptAckType) != "" || normAckType(h.AppAckType) != ""
+		for o, letter := range []byte{'A', 'E', 'R'} {
+			code, send := AckFor(h, Outcome(o))
+			if !send {
+				if code != "" || !enhanced {
+					t.Fatalf("AckFor(%d) = %q, %v in original mode %v", o, code, send, !enhanced)
+				}
+				continue
+			}
+			if len(code) != 2 || code[1] != letter || (code[0] != 'A' && code[0] != 'C') || (!enhanced && code[0] != 'A') {
+				t.Fatalf("AckFor(%d) = %q (enhanced %v)", o, code, enhanced)
+			}
+		}
+
+		errs := []ErrorDetail{
+			{Location: Location{Segment: "MSH", Field: 9, Component: 2}, Code: UnsupportedEventCode, Text: text},
+			{Code: DataTypeError, Severity: SeverityWarning},
+		}
+		ack, err := BuildACK(h, ACK{Code: AE, ControlID: ctl, Time: time.Unix(1, 5e8), Text: text, Errors: errs})
+		if err != nil {
+			t.Fatalf("BuildACK: %v", err)
+		}
+		if bytes.IndexByte(ack, '\n') >= 0 || !bytes.HasSuffix(ack, []byte{'\r'}) {
+			t.Fatalf("ACK segments are not CR-terminated: %q", ack)
+		}
+		am, err := Parse(ack)
+		if err != nil {
+			t.Fatalf("ACK does not parse: %v\n%q", err, ack)
+		}
+		var names []string
+		for s := range am.Segments() {
+			names = append(names, s.Name())
+		}
+		if got := strings.Join(names, " "); got != "MSH MSA ERR ERR" {
+			t.Fatalf("ACK segments %q, want MSH MSA ERR ERR\n%q", got, ack)
+		}
+		if IsBatch(ack) {
+			t.Fatal("ACK reads as a batch")
+		}
+		ah := am.Header()
+		echo := h.delimsValid && h.Delimiters.valid()
+		wantD, wantEnc := StandardDelimiters, StandardDelimiters.EncodingCharacters()
+		if echo {
+			wantD, wantEnc = h.Delimiters, h.rawEncoding
+		}
+		if ah.Delimiters != wantD || ah.rawEncoding != wantEnc {
+			t.Fatalf("ACK delimiters %+v %q, want %+v %q", ah.Delimiters, ah.rawEncoding, wantD, wantEnc)
+		}
+		// Echoed fields come back exactly; re-encoded ones (when the
+		// original's delimiters were unusable) and our own text come back
+		// whenever the ACK's character set can hold them, and are written
+		// with '?' otherwise.
+		cs, _ := lookupCharset(firstOr(ah.CharacterSets, ""))
+		same := func(what, got, want string, echoed bool) {
+			t.Helper()
+			if got == want {
+				return
+			}
+			if !echoed {
+				if _, ok := cs.encode(want, false); !ok || !utf8.ValidString(want) {
+					return
+				}
+			}
+			t.Fatalf("%s = %q, want %q\n%q", what, got, want, ack)
+		}
+		same("MSA-2", am.Value(Location{Segment: "MSA", Field: 2}), h.ControlID, echo)
+		same("ACK MSH-10", am.Value(Location{Segment: "MSH", Field: 10}), ctl, false)
+		same("MSA-3", am.Value(Location{Segment: "MSA", Field: 3}), text, false)
+		if got := am.Value(Location{Segment: "MSA", Field: 1}); got != "AE" {
+			t.Fatalf("MSA-1 = %q, want AE", got)
+		}
+		if ah.MessageType != "ACK" {
+			t.Fatalf("ACK MSH-9.1 = %q", ah.MessageType)
+		}
+		same("ACK MSH-9.2", ah.TriggerEvent, h.TriggerEvent, false)
+		for _, p := range []struct {
+			what     string
+			got, was HD
+		}{
+			{"MSH-3", ah.SendingApplication, h.ReceivingApplication},
+			{"MSH-4", ah.SendingFacility, h.ReceivingFacility},
+			{"MSH-5", ah.ReceivingApplication, h.SendingApplication},
+			{"MSH-6", ah.ReceivingFacility, h.SendingFacility},
+		} {
+			same("ACK "+p.what+".1", p.got.NamespaceID, p.was.NamespaceID, echo)
+			same("ACK "+p.what+".2", p.got.UniversalID, p.was.UniversalID, echo)
+			same("ACK "+p.what+".3", p.got.UniversalIDType, p.was.UniversalIDType, echo)
+		}
+		if _, send := AckFor(ah, Errored); send && enhanced {
+			t.Fatalf("the ACK of an enhanced-mode message asks for an ACK: MSH-15/16 %q/%q", ah.AcceptAckType, ah.AppAckType)
+		}
+
+		if !IsBatch(data) {
+			return
+		}
+		b, err := SplitBatch(data)
+		if err != nil {
+			return
+		}
+		var acks [][]byte
+		for _, m := range b.Messages {
+			mh, _ := ParseHeader(m.Raw)
+			if a, err := BuildACK(mh, ACK{Code: AA, ControlID: ctl}); err == nil {
+				acks = append(acks, a)
+			}
+		}
+		batchACK := BuildBatchACK(b, acks, BatchACK{ControlID: ctl, Time: time.Unix(0, 0)})
+		ab, err := SplitBatch(batchACK)
+		if err != nil {
+			t.Fatalf("batch ACK does not split: %v\n%q", err, batchACK)
+		}
+		if (ab.FileHeader != nil) != (b.FileHeader != nil) || len(ab.Sections) != 1 || ab.Sections[0].Trailer == nil {
+			t.Fatalf("batch ACK envelope: file header %v (inbound %v), %d sections\n%q", ab.FileHeader != nil, b.FileHeader != nil, len(ab.Sections), batchACK)
+		}
+		if len(ab.Messages) != len(acks) {
+			t.Fatalf("batch ACK holds %d messages, want %d\n%q", len(ab.Messages), len(acks), batchACK)
+		}
+		for i, m := range ab.Messages {
+			if !bytes.Equal(m.Raw, acks[i]) {
+				t.Fatalf("batch ACK message %d = %q, want %q", i, m.Raw, acks[i])
+			}
+		}
+		if got := ab.Sections[0].Trailer.Field(1).String(); got != strconv.Itoa(len(acks)) {
+			t.Fatalf("BTS-1 = %q, want %d", got, len(acks))
+		}
+		if utf8.ValidString(ctl) {
+			if got := ab.Sections[0].Header.ControlID; got != ctl {
+				t.Fatalf("BHS-11 = %q, want %q", got, ctl)
+			}
+		}
+	})
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
 }
