@@ -179,13 +179,19 @@ func run(bin string, args []string, demo bool) error {
 
 	var tail *tailer
 	if !demo {
+		// A URL of the user's own may hold a password: refer to it, never
+		// print it; the local and throwaway servers have none.
+		tokenURL := "'" + dbURL + "'"
+		if srv.Source == "DATABASE_URL" {
+			tokenURL = `"$DATABASE_URL"`
+		}
 		fmt.Fprintf(os.Stderr, "\nAorta is running (PostgreSQL from %s).\n"+
 			"  Send HL7 v2 over MLLP to 127.0.0.1:2575, e.g. mllp_send --loose --file msg.hl7 --port 2575 127.0.0.1\n"+
 			"  Stored messages: table messages; clinical events: table events (routes from routes.yaml)\n"+
 			"  Metrics: http://127.0.0.1:9575/metrics (listener), http://127.0.0.1:9576/metrics (router)\n"+
 			"  HTTP API: http://127.0.0.1:8080/api/v1 with a token from:\n"+
-			"    DATABASE_URL='%s' bin/router token create --name you --role admin\n"+
-			"  Ctrl-C stops both.\n\n", srv.Source, dbURL)
+			"    DATABASE_URL=%s bin/router token create --name you --role admin\n"+
+			"  Ctrl-C stops both.\n\n", srv.Source, tokenURL)
 	} else {
 		// The feed goes to the address our own listener reported, never
 		// to whatever else may answer on its port (a make run).
