@@ -32,31 +32,7 @@ func (s *Store) Replay(ctx context.Context, f ReplayFilter) (int64, error) {
 	if f.empty() {
 		return 0, fmt.Errorf("replay: give a time range, type, sender or message IDs")
 	}
-	var since, until *time.Time
-	if !f.Since.IsZero() {
-		since = &f.Since
-	}
-	if !f.Until.IsZero() {
-		until = &f.Until
-	}
-	var ids []uuid.UUID
-	if len(f.IDs) > 0 {
-		ids = f.IDs
-	}
-	tag, err := s.pool.Exec(ctx, `
-		INSERT INTO outbox (message_id, partition_key, patient_key, replay)
-		SELECT id, partition_key, patient_key, true FROM messages
-		WHERE status = 'accepted' AND partition_key IS NOT NULL
-		  AND ($1::timestamptz IS NULL OR received_at >= $1)
-		  AND ($2::timestamptz IS NULL OR received_at < $2)
-		  AND ($3 = '' OR message_type = $3)
-		  AND ($4 = '' OR trigger_event = $4)
-		  AND ($5 = '' OR sending_application = $5)
-		  AND ($6 = '' OR sending_facility = $6)
-		  AND ($7::uuid[] IS NULL OR id = ANY($7))
-		ORDER BY received_at, id
-		ON CONFLICT (message_id) DO NOTHING`,
-		since, until, f.MessageType, f.TriggerEvent, f.SendingApplication, f.SendingFacility, ids)
+	tag, err := s.pool.Exec(ctx, replayInsert, f.args()...)
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
