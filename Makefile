@@ -4,6 +4,8 @@ GO        ?= go
 BIN       := bin
 GOFLAGS   ?=
 FUZZTIME  ?= 30s
+GOBENCH   ?= .
+FUZZCITIME ?= 8s
 
 .DEFAULT_GOAL := help
 
@@ -32,17 +34,29 @@ test: ## Run every test (unit, corpus, fuzz seeds, integration against real Post
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: bench
-bench: ## Run the benchmarks (parser, framing, ingest throughput and ACK latency)
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build ## Measure the engine (about 3 min): PostgreSQL's ceiling, the listener at 1-256 connections, memory, the router at 1,000 msg/s; Markdown + bin/bench.json; fresh database aorta_bench on run's server; ARGS go to hl7load bench
+	@./scripts/deps
+	$(BIN)/hl7load bench --bin $(BIN) $(ARGS)
+
+.PHONY: gobench
+gobench: ## Run the Go benchmarks (parser, ACK, framing, ingest, router); GOBENCH selects them (default .)
+	$(GO) test -run '^$$' -bench '$(GOBENCH)' -benchmem ./...
 
 .PHONY: fuzz
-fuzz: ## Run every fuzz target for FUZZTIME each (default 30s)
-	@for pkg in $$($(GO) list ./pkg/...); do \
-	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "fuzz $$pkg $$f"; \
+fuzz: ## Run every fuzz target for FUZZTIME each (default 30s) from its committed corpus; stops at the first failure
+	@list=$$($(GO) test -list '^Fuzz' ./pkg/...) || { echo "$$list"; exit 1; }; \
+	targets=$$(echo "$$list" | awk '/^Fuzz/ { fs = fs " " $$1 } /^ok/ { if (fs != "") print $$2 fs; fs = "" }'); \
+	test -n "$$targets" || { echo 'fuzz: no fuzz targets found'; exit 1; }; \
+	echo "$$targets" | while read pkg fs; do \
+	  for f in $$fs; do \
+	    echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
 	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+.PHONY: fuzz-ci
+fuzz-ci: ## Run every fuzz target briefly, as CI does after make test (FUZZCITIME each, default 8s)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZCITIME)
 
 .PHONY: routes
 routes: build ## Lint routes.yaml and run its route tests

@@ -33,4 +33,8 @@
 // adults drift at random within the bands that score 0, deterministically
 // for a seed. With Options.Child, the last patient is a child, for whom
 // the router records score.skipped instead of scores.
+//
+// Update (ADT^A08), LabReport (several orders and results) and
+// MonitorResult (IHE PCD-01, MDC codes) complete the set of builders for
+// internal/loadgen, which sends a ward's feed at scale (cmd/hl7load).
 package hl7sim

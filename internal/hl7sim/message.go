@@ -152,3 +152,137 @@ func LabResult(p Patient, wbc int, controlID string, at time.Time) ([]byte, erro
 		"OBX-11", "F", "OBX-14", ts)
 	return b.encode()
 }
+
+// Update returns an ADT^A08 (update patient information) for p at time
+// at: the same patient and visit as Admission, as a registration clerk's
+// correction sends them.
+func Update(p Patient, controlID string, at time.Time) ([]byte, error) {
+	b := newBuilder()
+	b.header("ADT", "A08", "ADT_A01", controlID, at)
+	b.set("EVN-1", "A08", "EVN-2", Time(at))
+	b.patient(p)
+	return b.encode()
+}
+
+// LabTest is one laboratory result: a LOINC code and its value as the
+// analyser reports it.
+type LabTest struct {
+	Code, Name  string // OBX-3.1, OBX-3.2 (coding system LN)
+	Value, Unit string // OBX-5 (NM), OBX-6
+	Range, Flag string // OBX-7, OBX-8 (empty: none)
+}
+
+// LabPanel is one order of a laboratory report (OBR) and its results.
+type LabPanel struct {
+	Code, Name string // OBR-4.1, OBR-4.2 (coding system LN)
+	Tests      []LabTest
+}
+
+// LabReport returns an ORU^R01 from the laboratory with one OBR per panel,
+// each followed by one OBX per test, final (F), for blood taken at time at
+// (OBR-7, OBX-14). The filler order numbers are the control ID and the
+// panel's position, so each panel is an order of its own.
+func LabReport(p Patient, panels []LabPanel, controlID string, at time.Time) ([]byte, error) {
+	b := newBuilder()
+	ts := Time(at)
+	b.header("ORU", "R01", "ORU_R01", controlID, at)
+	b.patient(p)
+	n := 0
+	for i, panel := range panels {
+		obr := "OBR[" + strconv.Itoa(i+1) + "]-"
+		b.set(obr+"1", strconv.Itoa(i+1), obr+"3.1", controlID+"-"+strconv.Itoa(i+1), obr+"3.2", Application,
+			obr+"4.1", panel.Code, obr+"4.2", panel.Name, obr+"4.3", "LN", obr+"7", ts, obr+"25", "F")
+		for j, t := range panel.Tests {
+			n++
+			obx := "OBX[" + strconv.Itoa(n) + "]-"
+			b.set(obx+"1", strconv.Itoa(j+1), obx+"2", "NM", obx+"3.1", t.Code, obx+"3.2", t.Name, obx+"3.3", "LN",
+				obx+"5", t.Value, obx+"6", t.Unit, obx+"7", t.Range, obx+"8", t.Flag, obx+"11", "F", obx+"14", ts)
+		}
+	}
+	return b.encode()
+}
+
+// MonitorSetup says what a bedside monitor measures besides ECG heart
+// rate, respiration and pulse oximetry, which it always reports.
+type MonitorSetup struct {
+	NIBP        bool // a non-invasive blood pressure cycle: systolic, diastolic, mean, pulse rate
+	Temperature bool // a temperature probe
+	CO2         bool // capnography: end-tidal CO2
+}
+
+// MonitorOBX returns how many OBX segments MonitorResult writes for s.
+func (s MonitorSetup) MonitorOBX() int {
+	n := 10
+	if s.NIBP {
+		n += 6
+	}
+	if s.Temperature {
+		n += 3
+	}
+	if s.CO2 {
+		n += 3
+	}
+	return n
+}
+
+// MonitorResult returns an ORU^R01 from a bedside monitor as IHE PCD-01
+// specifies it (HL7 2.6, MSH-15 NE, MSH-16 AL, MDC codes and units): the
+// monitor (MDS), its devices (VMD) and channels, rows of OBX-11 X without
+// a value, then the metrics of each channel, unverified (R), each with
+// OBX-14 at. v gives the values; ACVPU and oxygen are not a monitor's and
+// are left out, so a NEWS2 from monitor data alone is incomplete.
+func MonitorResult(p Patient, v Vitals, s MonitorSetup, controlID string, at time.Time) ([]byte, error) {
+	b := newBuilder()
+	ts := Time(at)
+	b.header("ORU", "R01", "ORU_R01", controlID, at)
+	b.set("MSH-12", "2.6", "MSH-15", "NE", "MSH-16", "AL",
+		"MSH-21.1", "IHE PCD ORU-R01 2006", "MSH-21.2", "HL7", "MSH-21.3", "1.3.6.1.4.1.19376.1.6.1.1.1", "MSH-21.4", "ISO")
+	b.patient(p)
+	b.set("OBR-1", "1", "OBR-3.1", controlID, "OBR-3.2", Application,
+		"OBR-4.1", "69837", "OBR-4.2", "MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS", "OBR-4.3", "MDC", "OBR-7", ts)
+	n := 0
+	row := func(code, name, subID, valueType, value, unitCode, unitName, status string) {
+		n++
+		seg := "OBX[" + strconv.Itoa(n) + "]-"
+		b.set(seg+"1", strconv.Itoa(n), seg+"2", valueType, seg+"3.1", code, seg+"3.2", name, seg+"3.3", "MDC",
+			seg+"4", subID, seg+"5", value, seg+"11", status, seg+"14", ts)
+		if unitCode != "" {
+			b.set(seg+"6.1", unitCode, seg+"6.2", unitName, seg+"6.3", "MDC")
+		}
+	}
+	device := func(code, name, subID string) { row(code, name, subID, "", "", "", "", "X") }
+	metric := func(code, name, subID, value, unitCode, unitName string) {
+		row(code, name, subID+"."+code, "NM", value, unitCode, unitName, "R")
+	}
+	num := strconv.Itoa
+	device("69837", "MDC_DEV_MON_PHYSIO_MULTI_PARAM_MDS", "1")
+	b.set("OBX[1]-18.1", "AORTASIM"+p.Bed, "OBX[1]-18.2", "EUI-64")
+	device("69798", "MDC_DEV_ECG_VMD", "1.1")
+	device("69799", "MDC_DEV_ECG_CHAN", "1.1.1")
+	metric("147842", "MDC_ECG_HEART_RATE", "1.1.1", num(v.HeartRate), "264864", "MDC_DIM_BEAT_PER_MIN")
+	metric("151562", "MDC_RESP_RATE", "1.1.1", num(v.RespiratoryRate), "264928", "MDC_DIM_RESP_PER_MIN")
+	device("69710", "MDC_DEV_ANALY_SAT_O2_VMD", "1.2")
+	device("69711", "MDC_DEV_ANALY_SAT_O2_CHAN", "1.2.1")
+	metric("150456", "MDC_PULS_OXIM_SAT_O2", "1.2.1", num(v.SpO2), "262688", "MDC_DIM_PERCENT")
+	metric("149530", "MDC_PULS_OXIM_PULS_RATE", "1.2.1", num(v.HeartRate), "264864", "MDC_DIM_BEAT_PER_MIN")
+	metric("150488", "MDC_PULS_OXIM_PERF_REL", "1.2.1", "2.4", "262688", "MDC_DIM_PERCENT")
+	if s.NIBP {
+		device("69854", "MDC_DEV_METER_PRESS_BLD_VMD", "1.3")
+		device("69855", "MDC_DEV_METER_PRESS_BLD_CHAN", "1.3.1")
+		metric("150021", "MDC_PRESS_BLD_NONINV_SYS", "1.3.1", num(v.Systolic), "266016", "MDC_DIM_MMHG")
+		metric("150022", "MDC_PRESS_BLD_NONINV_DIA", "1.3.1", num(v.Diastolic), "266016", "MDC_DIM_MMHG")
+		metric("150023", "MDC_PRESS_BLD_NONINV_MEAN", "1.3.1", num((v.Systolic+2*v.Diastolic)/3), "266016", "MDC_DIM_MMHG")
+		metric("149546", "MDC_PULS_RATE_NON_INV", "1.3.1", num(v.HeartRate), "264864", "MDC_DIM_BEAT_PER_MIN")
+	}
+	if s.Temperature {
+		device("69642", "MDC_DEV_METER_TEMP_VMD", "1.4")
+		device("69643", "MDC_DEV_METER_TEMP_CHAN", "1.4.1")
+		metric("150364", "MDC_TEMP_BODY", "1.4.1", fmt.Sprintf("%d.%d", v.Temperature/10, v.Temperature%10), "268192", "MDC_DIM_DEGC")
+	}
+	if s.CO2 {
+		device("70657", "MDC_DEV_ANALY_CONC_GAS_MULTI_PARAM_VMD", "1.5")
+		device("70658", "MDC_DEV_ANALY_CONC_GAS_MULTI_PARAM_CHAN", "1.5.1")
+		metric("151708", "MDC_AWAY_CO2_ET", "1.5.1", "38", "266016", "MDC_DIM_MMHG")
+	}
+	return b.encode()
+}

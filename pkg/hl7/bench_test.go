@@ -13,6 +13,9 @@ func BenchmarkParse(b *testing.B) {
 		raw  []byte
 	}{
 		{"small-ADT", readTestdata(b, "adt_a01.hl7")},
+		// A bedside monitor's IHE PCD-01 result, 20 MDC OBX, 2.3 kB:
+		// the bulk of a ward's feed.
+		{"ORU-20-OBX", readTestdata(b, "oru_r01_20obx.hl7")},
 		{"corpus-57-25kB", testcorpus.Read(b, "57_oru-r01-utf8-micro-no-msh18-prs.hl7")},
 	}
 	for _, in := range inputs {
@@ -56,5 +59,37 @@ func BenchmarkGetAllOBX(b *testing.B) {
 			_ = s.Field(5).String()
 			_ = s.Field(6).String()
 		}
+	}
+}
+
+// BenchmarkBuildACK builds the listener's answers to the 20-OBX monitor
+// result: the usual AA, and an AR with an ERR segment.
+func BenchmarkBuildACK(b *testing.B) {
+	m, err := Parse(readTestdata(b, "oru_r01_20obx.hl7"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := m.Header()
+	now := time.Now()
+	loc, err := ParseLocation("MSH-12")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ack  ACK
+	}{
+		{"AA", ACK{Code: AA, ControlID: "0190F3A1B2C3D4E5F6A7", Time: now}},
+		{"AR-with-ERR", ACK{Code: AR, ControlID: "0190F3A1B2C3D4E5F6A7", Time: now, Text: "unsupported version",
+			Errors: []ErrorDetail{{Location: loc, Code: UnsupportedVersionID, Text: "version 2.6 is not accepted"}}}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := BuildACK(h, tc.ack); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

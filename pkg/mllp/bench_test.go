@@ -64,3 +64,22 @@ func BenchmarkRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriteFrame frames an ACK-sized and a message-sized payload, as
+// the listener and a sender do for every exchange.
+func BenchmarkWriteFrame(b *testing.B) {
+	for _, size := range []int{256, 2 << 10} {
+		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
+			payload := payloadOf(size)
+			var buf bytes.Buffer
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				if err := WriteFrame(&buf, payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
