@@ -1,6 +1,9 @@
 package store
 
-import "github.com/jackc/pgx/v5"
+import (
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
 
 // TxFor wraps a transaction, so that tests can read the per-patient state
 // the way scoring does, outside Apply.
@@ -8,3 +11,10 @@ func TxFor(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
 
 // MessageSearchSQL exposes the message search query for EXPLAIN tests.
 var MessageSearchSQL = messageSearchSQL
+
+// DuplicatesSQL is the listener's de-duplication lookup.
+const DuplicatesSQL = duplicatesSQL
+
+// Pool is the store's connection pool, with the session settings every
+// Aorta connection gets.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -343,6 +343,13 @@ func commitBatch(ctx context.Context, conn *pgx.Conn, b *pgx.Batch) error {
 // One small query per key, rather than one query over arrays, because the
 // planner plans the simple form several times faster, and planning was
 // most of the cost.
+// duplicatesSQL finds earlier copies of one sender's control ID within the
+// de-duplication window ($4), leaving out the group's own messages ($5).
+const duplicatesSQL = `SELECT id, raw_sha256, ack FROM messages
+	WHERE sending_application = $1 AND sending_facility = $2 AND control_id = $3 AND received_at >= $4
+	  AND id <> ALL ($5::uuid[])
+	ORDER BY received_at`
+
 func lookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, window time.Duration) (map[dedupKey][]priorMessage, error) {
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
@@ -363,7 +370,9 @@ func lookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, wind
 		}
 		b.Queue("SELECT pg_advisory_xact_lock($1)", k.lockID())
 	}
-	ids := make([]uuid.UUID, len(msgs))
+	// [16]byte, not uuid.UUID: pgx encodes the plain array directly, the
+	// named type through a slow fallback, once per key of the group.
+	ids := make([][16]byte, len(msgs))
 	oldest := time.Now()
 	for i, m := range msgs {
 		ids[i] = m.ID
@@ -375,10 +384,7 @@ func lookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, wind
 	for _, k := range keys {
 		// The group's own ids are excluded: after an ambiguous commit, a
 		// retry must not take its own earlier insert for a duplicate.
-		b.Queue(`SELECT id, raw_sha256, ack FROM messages
-			WHERE sending_application = $1 AND sending_facility = $2 AND control_id = $3 AND received_at >= $4
-			  AND id <> ALL ($5::uuid[])
-			ORDER BY received_at`, k.app, k.fac, k.cid, since, ids)
+		b.Queue(duplicatesSQL, k.app, k.fac, k.cid, since, ids)
 	}
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
