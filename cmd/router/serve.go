@@ -203,9 +203,14 @@ func runServe(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("listen for the HTTP API: %w", err)
 		}
-		h := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log})
+		// Event streams outlive the timeouts below (each clears its read
+		// deadline and bounds its own writes) and end when Shutdown begins.
+		streamsDone := make(chan struct{})
+		h := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log, Done: streamsDone})
 		apiSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: apiReadTimeout,
 			WriteTimeout: api.DefaultRequestTimeout + 10*time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
+		var closeStreams sync.Once
+		apiSrv.RegisterOnShutdown(func() { closeStreams.Do(func() { close(streamsDone) }) })
 		go func() { httpErr <- apiSrv.Serve(ln) }()
 		log.Info("API listening", "addr", ln.Addr().String())
 	}

@@ -67,6 +67,24 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// StreamPoll is how long a caught-up event stream waits before
+	// reading the table again; zero means DefaultStreamPoll.
+	StreamPoll time.Duration
+	// StreamHeartbeat is how often an event stream sends ": ping"; zero
+	// means DefaultStreamHeartbeat.
+	StreamHeartbeat time.Duration
+	// StreamWriteTimeout bounds each write to an event stream's client;
+	// zero means DefaultStreamWriteTimeout.
+	StreamWriteTimeout time.Duration
+	// MaxStreamsPerToken bounds the event streams one token has open;
+	// zero means DefaultMaxStreamsPerToken.
+	MaxStreamsPerToken int
+	// Done, once closed, ends every event stream. http.Server.Shutdown
+	// does not wait for them otherwise (a stream is never idle): close it
+	// from the server's RegisterOnShutdown. Nil: streams end only with
+	// their clients.
+	Done <-chan struct{}
 }
 
 // API serves /api/v1.
@@ -78,12 +96,30 @@ type API struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	now      func() time.Time
+
+	streamPoll         time.Duration
+	streamHeartbeat    time.Duration
+	streamWriteTimeout time.Duration
+	streams            *streamLimit
+	done               <-chan struct{}
+}
+
+func orDefault[T time.Duration | int](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Handler returns the API's routes, every one behind authentication.
 func Handler(cfg Config) chi.Router {
 	a := &API{store: cfg.Store, router: cfg.Router, reload: cfg.Reload, registry: cfg.Registry,
-		log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now}
+		log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now,
+		streamPoll:         orDefault(cfg.StreamPoll, DefaultStreamPoll),
+		streamHeartbeat:    orDefault(cfg.StreamHeartbeat, DefaultStreamHeartbeat),
+		streamWriteTimeout: orDefault(cfg.StreamWriteTimeout, DefaultStreamWriteTimeout),
+		streams:            &streamLimit{max: orDefault(cfg.MaxStreamsPerToken, DefaultMaxStreamsPerToken), open: map[string]int{}},
+		done:               cfg.Done}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -122,6 +158,11 @@ func Handler(cfg Config) chi.Router {
 			r.With(analyse).Post("/messages/{id}/reprocess", a.reprocessMessage)
 
 			r.With(read).Get("/events", a.listEvents)
+			// Lasts as long as its client: exempt from the request deadline
+			// (see deadline), bounded per write instead.
+			r.With(read).Get("/events/stream", a.streamEvents)
+
+			r.With(read).Get("/ops/summary", a.opsSummary)
 
 			r.With(read).Get("/dead-letters", a.listDeadLetters)
 			r.With(analyse).Post("/dead-letters/{id}/resolve", a.resolveDeadLetter)
@@ -131,9 +172,17 @@ func Handler(cfg Config) chi.Router {
 	return r
 }
 
-// deadline gives every request the API's timeout.
+// deadline gives every request the API's timeout, but the event stream,
+// which lasts as long as its client wants it: it bounds its set-up reads
+// by the same timeout, and each write to the client by a timeout of its
+// own. The exemption is by exact path because this runs before chi has
+// routed the request; authenticate bounds its token lookup itself.
 func (a *API) deadline(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && r.URL.Path == streamPath {
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -206,6 +255,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, msg = http.StatusBadRequest, err.Error()
 	case errors.As(err, &tooLarge):
 		code, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit)
+	case errors.Is(err, errTooManyStreams):
+		w.Header().Set("Retry-After", "10")
+		code, msg = http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, errNoRoute):
 		code, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, errNoMethod):

@@ -129,7 +129,10 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 			a.fail(w, r, errInvalidToken)
 			return
 		}
-		t, err := a.store.Authenticate(r.Context(), HashToken(token))
+		// Bounded on its own: the event stream has no request deadline.
+		actx, cancel := context.WithTimeout(r.Context(), a.timeout)
+		t, err := a.store.Authenticate(actx, HashToken(token))
+		cancel()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			err = errInvalidToken

@@ -11,7 +11,9 @@
 // Handlers here hold no SQL: they parse and check the request, call
 // pkg/store, and map its errors to an HTTP status and a JSON body
 // {"error": "..."} in one place (see fail). Request bodies are bounded,
-// every request has a deadline, and lists are paged by keyset cursors.
+// every request has a deadline (but the event stream, which bounds each
+// write instead and ends with its client or Config.Done), and lists are
+// paged by keyset cursors.
 //
 // The API is described by api/openapi.yaml; a test walks the router and
 // fails when the two disagree.

@@ -489,7 +489,39 @@ func events(ctx context.Context, q querier, f EventFilter) ([]Event, error) {
 }
 
 func eventsFor(ctx context.Context, q querier, f EventFilter, patientKeys []string) ([]Event, error) {
-	var c conds
+	c := eventConds(f, patientKeys)
+	limit := c.arg(f.Limit)
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM events`+c.sql()+` ORDER BY seq LIMIT `+limit, c.args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return scanEvents(rows)
+}
+
+const eventColumns = `seq, id, type, occurred_at, recorded_at, message_id, patient_id, patient_key, encounter_id,
+		source, route, schema_version, payload`
+
+func scanEvents(rows pgx.Rows) ([]Event, error) {
+	defer rows.Close()
+	out := []Event{}
+	for rows.Next() {
+		var e Event
+		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &e.OccurredAt, &e.RecordedAt, &e.MessageID, &e.PatientID, &e.PatientKey,
+			&e.EncounterID, &e.Source, &e.Route, &e.SchemaVersion, &e.Payload); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// eventConds is the WHERE clause of an event filter, the patient already
+// resolved to keys.
+func eventConds(f EventFilter, patientKeys []string) *conds {
+	c := &conds{}
 	if f.Type != "" {
 		c.add(`type = $?`, f.Type)
 	}
@@ -511,26 +543,53 @@ func eventsFor(ctx context.Context, q querier, f EventFilter, patientKeys []stri
 	if f.After > 0 {
 		c.add(`seq > $?`, f.After)
 	}
-	limit := c.arg(f.Limit)
-	rows, err := q.Query(ctx, `SELECT seq, id, type, occurred_at, recorded_at, message_id, patient_id, patient_key, encounter_id,
-		source, route, schema_version, payload FROM events`+c.sql()+` ORDER BY seq LIMIT `+limit, c.args...)
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+	return c
+}
+
+// PatientKeys resolves a patient reference ("authority/id" or a bare
+// identifier) to the keys an EventFilter's PatientKeys takes, once for a
+// stream that polls many times.
+func (s *Store) PatientKeys(ctx context.Context, ref string) ([]string, error) {
+	return s.patientKeys(ctx, ref)
+}
+
+// EventHead is the greatest seq in the events table (0 when empty): where
+// a tail that wants only new events starts.
+func (s *Store) EventHead(ctx context.Context) (int64, error) {
+	var head int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&head); err != nil {
+		return 0, fmt.Errorf("read event head: %w", err)
 	}
-	defer rows.Close()
-	out := []Event{}
-	for rows.Next() {
-		var e Event
-		if err := rows.Scan(&e.Seq, &e.ID, &e.Type, &e.OccurredAt, &e.RecordedAt, &e.MessageID, &e.PatientID, &e.PatientKey,
-			&e.EncounterID, &e.Source, &e.Route, &e.SchemaVersion, &e.Payload); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
+	return head, nil
+}
+
+// TailEvents reads the next events of a tail: those matching f with a seq
+// above f.After, in seq order, at most f.Limit, and head, the greatest seq
+// in the table, in one snapshot. f.Patient is resolved with PatientKeys
+// unless patientKeys are given. Because seq follows commit order, a tail
+// that got fewer than f.Limit events may continue after head: no row can
+// commit later with a smaller seq. A filtered tail therefore never scans
+// the same rows twice, however rarely its filter matches.
+func (s *Store) TailEvents(ctx context.Context, f EventFilter, patientKeys []string) (events []Event, head int64, err error) {
+	if f.Patient != "" && patientKeys == nil {
+		if patientKeys, err = s.patientKeys(ctx, f.Patient); err != nil {
+			return nil, 0, err
 		}
-		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+	err = pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		var err error
+		if events, err = eventsFor(ctx, tx, f, patientKeys); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&head); err != nil {
+			return fmt.Errorf("read event head: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	return out, nil
+	return events, head, nil
 }
 
 // AlertFilter selects alerts for Alerts. Zero fields do not filter.
@@ -820,4 +879,136 @@ func (s *Store) ResolveDeadLetter(ctx context.Context, id int64, resolution, rea
 		return audit(ctx, tx, actor, "dead_letter."+resolution, strconv.FormatInt(id, 10), b)
 	})
 	return d, err
+}
+
+// Ops summary windows: what OpsSummary counts messages over.
+const (
+	opsDay    = 24 * time.Hour
+	opsHour   = time.Hour
+	opsRecent = 5 * time.Minute // the rate per minute is over this
+)
+
+// OpsSummary is the state of the pipeline at a moment, for operators:
+// the backlog, the open dead letters, and per sender and per route the
+// messages of the last hour and day.
+type OpsSummary struct {
+	At          time.Time     `json:"at"`
+	Outbox      OutboxState   `json:"outbox"`
+	DeadLetters DeadLetterSum `json:"dead_letters"`
+	Senders     []SenderStats `json:"senders"`
+	Routes      []RouteStats  `json:"routes"`
+}
+
+// OutboxState is the router's backlog.
+type OutboxState struct {
+	Depth            int64      `json:"depth"`              // rows waiting (new, retrying or replayed)
+	OldestAt         *time.Time `json:"oldest_at"`          // when the oldest waiting row was queued; null when empty
+	OldestAgeSeconds *float64   `json:"oldest_age_seconds"` // at minus oldest_at; null when empty
+}
+
+// DeadLetterSum counts dead letters.
+type DeadLetterSum struct {
+	Open int64 `json:"open"` // neither reprocessed nor discarded
+}
+
+// SenderStats is one sender's (MSH-3 and MSH-4) traffic over the last
+// day; only senders that sent something in that day are listed.
+type SenderStats struct {
+	Sender             string    `json:"sender"` // MSH-3^MSH-4
+	SendingApplication string    `json:"sending_application"`
+	SendingFacility    string    `json:"sending_facility"`
+	MessagesLastHour   int64     `json:"messages_1h"`
+	MessagesLastDay    int64     `json:"messages_24h"`
+	RatePerMinute      float64   `json:"rate_per_minute_5m"` // messages of the last 5 minutes / 5
+	LastMessageAt      time.Time `json:"last_message_at"`
+	RejectedLastDay    int64     `json:"rejected_24h"` // answered with a reject at the door
+}
+
+// RouteStats counts the routed messages received in the last hour and day
+// that a route matched.
+type RouteStats struct {
+	Route            string `json:"route"`
+	MessagesLastHour int64  `json:"messages_1h"`
+	MessagesLastDay  int64  `json:"messages_24h"`
+}
+
+// Ops summary statements; tests EXPLAIN them. The message counts read the
+// (received_at, id) index over the last day only and group what they find:
+// no index is added to messages for them (each one would slow ingest).
+const (
+	// Counting the outbox reads it whole: its size is the backlog.
+	opsOutboxSQL      = `SELECT count(*), min(created_at) FROM outbox`
+	opsDeadLettersSQL = `SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL`
+	opsSendersSQL     = `SELECT sending_application, sending_facility,
+			count(*) FILTER (WHERE received_at >= $2), count(*), count(*) FILTER (WHERE received_at >= $3),
+			max(received_at), count(*) FILTER (WHERE status = 'rejected')
+		FROM messages WHERE received_at >= $1
+		GROUP BY sending_application, sending_facility ORDER BY sending_application, sending_facility`
+	// Routes by the messages received in the window (the index above),
+	// joined to their routing row by its key; message_routing.routed_at
+	// has no index, and each one there would slow the router.
+	opsRoutesSQL = `SELECT route, count(*) FILTER (WHERE m.received_at >= $2), count(*)
+		FROM messages m JOIN message_routing r ON r.message_id = m.id CROSS JOIN LATERAL unnest(r.routes) AS route
+		WHERE m.received_at >= $1 AND r.status = 'routed'
+		GROUP BY route ORDER BY route`
+)
+
+// OpsSummary reads the pipeline's state as of now, in one snapshot. The
+// windows (the last 5 minutes, hour and day) start before now and have no
+// end, so a message stamped a little after now by a listener whose clock
+// runs ahead still counts.
+func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, error) {
+	o := &OpsSummary{At: now, Senders: []SenderStats{}, Routes: []RouteStats{}}
+	day, hour, recent := now.Add(-opsDay), now.Add(-opsHour), now.Add(-opsRecent)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, opsOutboxSQL).Scan(&o.Outbox.Depth, &o.Outbox.OldestAt); err != nil {
+			return fmt.Errorf("ops summary: outbox: %w", err)
+		}
+		if o.Outbox.OldestAt != nil {
+			age := max(0, now.Sub(*o.Outbox.OldestAt).Seconds())
+			o.Outbox.OldestAgeSeconds = &age
+		}
+		if err := tx.QueryRow(ctx, opsDeadLettersSQL).Scan(&o.DeadLetters.Open); err != nil {
+			return fmt.Errorf("ops summary: dead letters: %w", err)
+		}
+		rows, err := tx.Query(ctx, opsSendersSQL, day, hour, recent)
+		if err != nil {
+			return fmt.Errorf("ops summary: senders: %w", err)
+		}
+		o.Senders, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SenderStats, error) {
+			var st SenderStats
+			var recentN int64
+			err := r.Scan(&st.SendingApplication, &st.SendingFacility, &st.MessagesLastHour, &st.MessagesLastDay, &recentN,
+				&st.LastMessageAt, &st.RejectedLastDay)
+			st.Sender = st.SendingApplication + "^" + st.SendingFacility
+			st.RatePerMinute = float64(recentN) / opsRecent.Minutes()
+			return st, err
+		})
+		if err != nil {
+			return fmt.Errorf("ops summary: senders: %w", err)
+		}
+		rows, err = tx.Query(ctx, opsRoutesSQL, day, hour)
+		if err != nil {
+			return fmt.Errorf("ops summary: routes: %w", err)
+		}
+		o.Routes, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (RouteStats, error) {
+			var rs RouteStats
+			err := r.Scan(&rs.Route, &rs.MessagesLastHour, &rs.MessagesLastDay)
+			return rs, err
+		})
+		if err != nil {
+			return fmt.Errorf("ops summary: routes: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if o.Senders == nil {
+		o.Senders = []SenderStats{}
+	}
+	if o.Routes == nil {
+		o.Routes = []RouteStats{}
+	}
+	return o, nil
 }

@@ -18,3 +18,11 @@ const DuplicatesSQL = duplicatesSQL
 // Pool is the store's connection pool, with the session settings every
 // Aorta connection gets.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ops summary statements, for EXPLAIN tests.
+const (
+	OpsOutboxSQL      = opsOutboxSQL
+	OpsDeadLettersSQL = opsDeadLettersSQL
+	OpsSendersSQL     = opsSendersSQL
+	OpsRoutesSQL      = opsRoutesSQL
+)
