@@ -31,12 +31,13 @@ const (
 // between two levels (7, 5, 7, 5) escalates once, not at every rise, and
 // the team that answered the emergency is not told it is merely urgent
 // while the patient is still unwell.
-func alert(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, scoreEv store.EventRow, res score.Result, facts store.Patient) error {
+func alert(ctx context.Context, st *scoringState, ps *patientState, sc *batchScoring, t scoreTarget, scoreEv store.EventRow, res score.Result) error {
+	facts := ps.facts
 	f := route.ScoreFacts{Total: res.Total, Risk: res.Risk, SingleParameter3: res.SingleParameter3}
 	now := time.Now()
 	for _, rule := range sc.routes.AlertsFor(res.Score) {
 		level, holds := rule.LevelFor(f)
-		open, err := tx.OpenAlert(ctx, t.patientKey, rule.Name)
+		open, err := st.openAlert(ctx, ps, t.patientKey, rule.Name)
 		if err != nil {
 			return err
 		}
@@ -47,7 +48,7 @@ func alert(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, s
 			typ = AlertRaised
 			a = &store.Alert{
 				ID:         event.NewID(scoreEv.ID, rule.Name, "alert"),
-				PatientKey: tx.StateKey(t.patientKey), PatientID: t.patientID, Rule: rule.Name, Score: res.Score,
+				PatientKey: st.tx.StateKey(t.patientKey), PatientID: t.patientID, Rule: rule.Name, Score: res.Score,
 				Status: "open", RaisedAt: now,
 			}
 		case holds && level.Rank > open.Level:
@@ -73,21 +74,13 @@ func alert(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, s
 		if typ != "" {
 			a.LastNotifiedAt = now
 		}
-		if err := tx.SaveAlert(ctx, a); err != nil {
-			return err
-		}
+		st.savedAlert(ps, a, typ == AlertRaised)
 		if typ == "" {
 			continue
 		}
 		ev := alertEvent(a, typ, previous, t, scoreEv, res, facts, now)
-		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
-			return err
-		}
-		queued, err := deliver(ctx, tx, rule, a, ev)
-		if err != nil {
-			return err
-		}
-		sc.queued = sc.queued || queued
+		st.w.InsertEvents([]store.EventRow{ev})
+		sc.queued = deliver(st.w, rule, a, ev) || sc.queued
 		sc.alerts = append(sc.alerts, alertOutcome{rule: rule.Name, typ: typ, receivedAt: t.receivedAt})
 	}
 	return nil
@@ -97,7 +90,7 @@ func alert(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, s
 // the alert's own transaction: NOTIFY goes out at commit; webhooks and the
 // log are sent by the delivery worker from the durable queue, and queued
 // says the worker has work once the transaction commits.
-func deliver(ctx context.Context, tx *store.Tx, rule *route.AlertRule, a *store.Alert, ev store.EventRow) (queued bool, err error) {
+func deliver(w *store.Pipeline, rule *route.AlertRule, a *store.Alert, ev store.EventRow) (queued bool) {
 	for _, d := range rule.Destinations {
 		switch d.Kind {
 		case route.KindNotify:
@@ -105,17 +98,13 @@ func deliver(ctx context.Context, tx *store.Tx, rule *route.AlertRule, a *store.
 				"event_id": ev.ID, "alert_id": a.ID, "type": ev.Type, "rule": a.Rule,
 				"severity": a.Severity, "patient_key": a.PatientKey,
 			})
-			if err := tx.Notify(ctx, d.Channel, string(note)); err != nil {
-				return false, err
-			}
+			w.Notify(d.Channel, string(note))
 		default:
-			if err := tx.QueueDelivery(ctx, ev.ID, a.ID, d.Name, d.Kind); err != nil {
-				return false, err
-			}
+			w.QueueDelivery(ev.ID, a.ID, d.Name, d.Kind)
 			queued = true
 		}
 	}
-	return queued, nil
+	return queued
 }
 
 // Acknowledge records a clinician's acknowledgement of an alert and sends
@@ -128,15 +117,12 @@ func (r *Router) Acknowledge(ctx context.Context, id uuid.UUID, actor string, at
 	var queued bool
 	a, already, err = r.store.AcknowledgeAlert(ctx, id, actor, at, func(ctx context.Context, tx *store.Tx, a *store.Alert) error {
 		ev := AcknowledgementEvent(a, actor, at)
-		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
-			return err
+		w := tx.Pipeline()
+		w.InsertEvents([]store.EventRow{ev})
+		if rule := routes.AlertRule(a.Rule); rule != nil {
+			queued = deliver(w, rule, a, ev)
 		}
-		rule := routes.AlertRule(a.Rule)
-		if rule == nil {
-			return nil
-		}
-		queued, err = deliver(ctx, tx, rule, a, ev)
-		return err
+		return w.Run(ctx)
 	})
 	if err == nil && queued && r.cfg.OnDeliveries != nil {
 		r.cfg.OnDeliveries()

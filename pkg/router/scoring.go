@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -162,6 +165,14 @@ func scoreTargets(routes *route.Config, batch []store.Processed) []scoreTarget {
 
 // scoreBatch computes the scores a batch's observations call for, inside
 // the batch's transaction, and hands each new current score to alerting.
+//
+// Scoring writes nothing it reads back but the patient's current scores
+// and open alerts, which it reads once per patient and then keeps itself;
+// so it reads everything else first, in two pipelined round trips (the
+// patients, the times of their latest observations, their current scores
+// and open alerts; then the values at each time to score), computes, and
+// sends what it writes in a third, in the order it was computed. Each
+// saved score is checked to have become current, or not, as expected.
 func (r *Router) scoreBatch(ctx context.Context, tx *store.Tx, sc *batchScoring) error {
 	for _, t := range sc.targets {
 		if t.spo2Scale != 0 {
@@ -170,31 +181,191 @@ func (r *Router) scoreBatch(ctx context.Context, tx *store.Tx, sc *batchScoring)
 			}
 		}
 	}
-	for _, t := range sc.targets {
-		facts, err := tx.Patient(ctx, t.patientKey)
-		if err != nil {
-			return err
+	routes := sc.routes
+	statuses := routes.Scoring.Statuses
+	st := &scoringState{
+		tx: tx, w: tx.Pipeline(),
+		patients: map[string]*patientState{}, values: map[string]*[]store.Value{},
+	}
+
+	// Round trip 1: the patients and their latest observation times.
+	reads := tx.Pipeline()
+	type plan struct {
+		p      *patientState
+		params []string // every handler's parameters
+		latest map[string]time.Time
+	}
+	plans := make([]plan, len(sc.targets))
+	for i, t := range sc.targets {
+		key := tx.StateKey(t.patientKey)
+		ps := st.patients[key]
+		if ps == nil {
+			ps = &patientState{scores: map[string]time.Time{}, open: map[string]*store.Alert{}, stale: map[string]bool{}}
+			st.patients[key] = ps
+			reads.Patient(t.patientKey, &ps.facts)
+			reads.CurrentScores(t.patientKey, ps.scores)
+			reads.OpenAlerts(t.patientKey, ps.open)
 		}
+		plans[i] = plan{p: ps, params: unionParameters(t.handlers), latest: map[string]time.Time{}}
+		reads.LatestObservedAt(t.patientKey, plans[i].params, statuses, t.later, plans[i].latest)
+	}
+	if err := reads.Run(ctx); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+
+	// Round trip 2: the values at each time a score is computed at.
+	for i, t := range sc.targets {
+		pl := plans[i]
+		for _, at := range scoreTimes(t, pl.latest) {
+			if ok, _ := score.Applicable(score.Patient{SpO2Scale: pl.p.facts.SpO2Scale, Age: ageAt(pl.p.facts.BirthDate, at)}); !ok {
+				continue
+			}
+			k := valuesKey(tx.StateKey(t.patientKey), at, pl.params)
+			if st.values[k] != nil {
+				continue
+			}
+			dst := new([]store.Value)
+			st.values[k] = dst
+			freshness := make(map[string]time.Duration, len(pl.params))
+			for _, prm := range pl.params {
+				freshness[prm] = routes.Scoring.FreshnessOf(prm)
+			}
+			reads.LatestValues(t.patientKey, at, freshness, statuses, dst)
+		}
+	}
+	if err := reads.Run(ctx); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
+
+	// Compute; round trip 3 (and more only when an alert raised in this
+	// batch is met again): the writes.
+	for i, t := range sc.targets {
+		pl := plans[i]
 		for _, name := range t.handlers {
-			if err := r.scoreOne(ctx, tx, sc, t, name, facts); err != nil {
+			if err := r.scoreOne(ctx, st, sc, t, name, pl.p, pl.params, pl.latest); err != nil {
 				return fmt.Errorf("score %s: %w", name, err)
 			}
 		}
 	}
+	if err := st.w.Run(ctx); err != nil {
+		return fmt.Errorf("score: %w", err)
+	}
 	return nil
 }
 
-func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, sc *batchScoring, t scoreTarget, name string, facts store.Patient) error {
+// scoringState is what scoring knows of a batch's patients while it
+// computes, and the writes it has queued.
+type scoringState struct {
+	tx       *store.Tx
+	w        *store.Pipeline // writes, sent at the end
+	patients map[string]*patientState
+	// values read, by valuesKey
+	values map[string]*[]store.Value
+}
+
+// patientState is a patient's facts, and the current scores and open
+// alerts as the writes queued so far leave them.
+type patientState struct {
+	facts  store.Patient
+	scores map[string]time.Time // current score's clinical time, by score
+	open   map[string]*store.Alert
+	// stale marks rules whose open alert must be read again: one raised
+	// here may have replaced a row of the same ID (a replay), whose
+	// columns the upsert keeps.
+	stale map[string]bool
+}
+
+// openAlert is the patient's open alert for a rule, as Tx.OpenAlert would
+// read it now.
+func (st *scoringState) openAlert(ctx context.Context, ps *patientState, patientKey, rule string) (*store.Alert, error) {
+	if ps.stale[rule] {
+		if err := st.w.Run(ctx); err != nil {
+			return nil, err
+		}
+		a, err := st.tx.OpenAlert(ctx, patientKey, rule)
+		if err != nil {
+			return nil, err
+		}
+		delete(ps.stale, rule)
+		if a == nil {
+			delete(ps.open, rule)
+		} else {
+			ps.open[rule] = a
+		}
+	}
+	return ps.open[rule], nil
+}
+
+// savedAlert queues an alert's row and keeps it as the patient's open
+// alert as the database will hold it.
+func (st *scoringState) savedAlert(ps *patientState, a *store.Alert, raised bool) {
+	st.w.SaveAlert(a)
+	switch {
+	case raised:
+		ps.stale[a.Rule] = true
+	case a.Status != "open":
+		delete(ps.open, a.Rule)
+	default:
+		// The row read, with the columns saved: times as stored, to the
+		// microsecond.
+		c := *a
+		c.UpdatedAt, c.LastNotifiedAt, c.ScoreAt = storedTime(c.UpdatedAt), storedTime(c.LastNotifiedAt), storedTime(c.ScoreAt)
+		ps.open[a.Rule] = &c
+	}
+}
+
+// storedTime is t as a timestamptz column keeps it (pgx sends whole
+// microseconds).
+func storedTime(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// unionParameters are the parameters any of the scores reads, sorted.
+func unionParameters(scores []string) []string {
+	var ps []string
+	for _, name := range scores {
+		for _, p := range score.Parameters(name) {
+			if !slices.Contains(ps, p) {
+				ps = append(ps, p)
+			}
+		}
+	}
+	sort.Strings(ps)
+	return ps
+}
+
+func valuesKey(stateKey string, at time.Time, params []string) string {
+	return stateKey + "\x00" + strconv.FormatInt(at.UnixNano(), 10) + "\x00" + strings.Join(params, ",")
+}
+
+// latestOf is the newest of params' latest observation times.
+func latestOf(latest map[string]time.Time, params []string) (at time.Time, ok bool) {
+	for _, p := range params {
+		if t, found := latest[p]; found && (!ok || t.After(at)) {
+			at, ok = t, true
+		}
+	}
+	return at, ok
+}
+
+// scoreTimes are every time any handler of t may be computed at.
+func scoreTimes(t scoreTarget, latest map[string]time.Time) []time.Time {
+	times := []time.Time{t.at}
+	for _, name := range t.handlers {
+		if at, ok := latestOf(latest, score.Parameters(name)); ok && at.After(t.at) && !slices.ContainsFunc(times, at.Equal) {
+			times = append(times, at)
+		}
+	}
+	return times
+}
+
+func (r *Router) scoreOne(ctx context.Context, st *scoringState, sc *batchScoring, t scoreTarget, name string, ps *patientState, union []string, latest map[string]time.Time) error {
 	routes := sc.routes
 	params := score.Parameters(name)
-	statuses := routes.Scoring.Statuses
+	facts := ps.facts
 	times := []time.Time{t.at}
 	// A late, corrected or retracted observation changes the score at its
 	// own time, and also the current picture if it still falls within it.
-	if latest, ok, err := tx.LatestObservedAt(ctx, t.patientKey, params, statuses, t.later); err != nil {
-		return err
-	} else if ok && latest.After(t.at) {
-		times = append(times, latest)
+	if at, ok := latestOf(latest, params); ok && at.After(t.at) {
+		times = append(times, at)
 	}
 	for i, at := range times {
 		p := score.Patient{SpO2Scale: facts.SpO2Scale, Age: ageAt(facts.BirthDate, at)}
@@ -202,22 +373,23 @@ func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, sc *batchScoring, t
 			if i > 0 {
 				return nil
 			}
-			return tx.InsertEvents(ctx, []store.EventRow{r.scoreEvent(t, name, at, ScoreSkipped, map[string]any{
+			st.w.InsertEvents([]store.EventRow{r.scoreEvent(t, name, at, ScoreSkipped, map[string]any{
 				"score": name, "as_of": at.UTC().Format(time.RFC3339Nano), "reason": reason,
 			})})
+			return nil
 		}
-		freshness := make(map[string]time.Duration, len(params))
-		for _, prm := range params {
-			freshness[prm] = routes.Scoring.FreshnessOf(prm)
+		stored := st.values[valuesKey(st.tx.StateKey(t.patientKey), at, union)]
+		if stored == nil {
+			return fmt.Errorf("no values read at %s", at) // scoreBatch reads them all
 		}
-		stored, err := tx.LatestValues(ctx, t.patientKey, at, freshness, statuses)
-		if err != nil {
-			return err
-		}
-		vals := make(map[string]score.Value, len(stored))
-		for _, v := range stored {
+		vals := make(map[string]score.Value, len(params))
+		for _, v := range *stored {
+			if !slices.Contains(params, v.Parameter) {
+				continue
+			}
 			sv := score.Value{Parameter: v.Parameter, Coded: v.Text, ObservedAt: v.ObservedAt, EventID: v.EventID}
 			if v.Numeric != "" {
+				var err error
 				if sv.Numeric, err = decimal.NewFromString(v.Numeric); err != nil {
 					return fmt.Errorf("stored value of %s: %w", v.Parameter, err)
 				}
@@ -236,18 +408,19 @@ func (r *Router) scoreOne(ctx context.Context, tx *store.Tx, sc *batchScoring, t
 			return fmt.Errorf("unknown score %q", name)
 		}
 		ev := r.scoreEvent(t, name, at, ScoreCalculated, scorePayload(res, at, i > 0))
-		if err := tx.InsertEvents(ctx, []store.EventRow{ev}); err != nil {
-			return err
+		st.w.InsertEvents([]store.EventRow{ev})
+		// SaveScore makes it current unless a later one is.
+		prev, had := ps.scores[name]
+		current := !had || !prev.After(storedTime(at))
+		if current {
+			ps.scores[name] = storedTime(at)
 		}
-		current, err := tx.SaveScore(ctx, t.patientKey, store.Score{
+		st.w.SaveScore(t.patientKey, store.Score{
 			Score: name, At: at, Total: res.Total, Risk: res.Risk, Complete: res.Complete, EventID: ev.ID,
-		})
-		if err != nil {
-			return err
-		}
+		}, current)
 		if current {
 			sc.scores = append(sc.scores, scoreOutcome{name, res.Complete})
-			if err := alert(ctx, tx, sc, t, ev, res, facts); err != nil {
+			if err := alert(ctx, st, ps, sc, t, ev, res); err != nil {
 				return err
 			}
 		}

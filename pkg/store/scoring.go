@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Tx is the transaction a batch is applied in, as offered to the router's
@@ -41,30 +42,12 @@ func (t *Tx) LatestValues(ctx context.Context, patientKey string, at time.Time, 
 	for p, w := range freshness {
 		params, windows = append(params, p), append(windows, w)
 	}
-	rows, err := t.tx.Query(ctx, `
-		SELECT v.parameter, coalesce(v.value_numeric::text, ''), coalesce(v.value_text, ''), v.status, v.observed_at, v.event_id
-		FROM unnest($2::text[], $3::interval[]) AS p(name, window_)
-		CROSS JOIN LATERAL (
-			SELECT parameter, value_numeric, value_text, status, observed_at, event_id FROM observations
-			WHERE patient_key = $1 AND parameter = p.name
-			  AND observed_at <= $4 AND observed_at > $4 - p.window_
-			  AND status = ANY($5) AND status NOT IN ('D', 'W')
-			  AND (value_numeric IS NOT NULL OR value_text IS NOT NULL)
-			ORDER BY observed_at DESC LIMIT 1) v`,
-		t.StateKey(patientKey), params, windows, at, statuses)
+	rows, err := t.tx.Query(ctx, latestValuesSQL, t.StateKey(patientKey), params, windows, at, statuses)
 	if err != nil {
 		return nil, fmt.Errorf("read latest values: %w", err)
 	}
 	defer rows.Close()
-	var vs []Value
-	for rows.Next() {
-		var v Value
-		if err := rows.Scan(&v.Parameter, &v.Numeric, &v.Text, &v.Status, &v.ObservedAt, &v.EventID); err != nil {
-			return nil, fmt.Errorf("scan value: %w", err)
-		}
-		vs = append(vs, v)
-	}
-	return vs, rows.Err()
+	return scanValues(rows)
 }
 
 // LatestObservedAt is the clinical time of the patient's newest valid
@@ -106,27 +89,7 @@ func (t *Tx) Patient(ctx context.Context, patientKey string) (Patient, error) {
 }
 
 func readPatient(ctx context.Context, q pgx.Tx, key string) (Patient, error) {
-	p := Patient{SpO2Scale: 1}
-	var birth *time.Time
-	var loc, enc *string
-	err := q.QueryRow(ctx, `SELECT patient_id, birth_date, spo2_scale, location, encounter_id FROM patients WHERE patient_key = $1`, key).
-		Scan(&p.PatientID, &birth, &p.SpO2Scale, &loc, &enc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, nil
-	}
-	if err != nil {
-		return p, fmt.Errorf("read patient: %w", err)
-	}
-	if birth != nil {
-		p.BirthDate = *birth
-	}
-	if loc != nil {
-		p.Location = *loc
-	}
-	if enc != nil {
-		p.EncounterID = *enc
-	}
-	return p, nil
+	return scanPatient(q.QueryRow(ctx, patientSQL, key))
 }
 
 // SetSpO2Scale records a patient's NEWS2 SpO2 scale and who set it.
@@ -157,21 +120,25 @@ type Score struct {
 	EventID  uuid.UUID
 }
 
+const saveScoreSQL = `INSERT INTO scores AS s (patient_key, score, calculated_at, total, risk, complete, event_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (patient_key, score) DO UPDATE SET calculated_at = EXCLUDED.calculated_at, total = EXCLUDED.total,
+			risk = EXCLUDED.risk, complete = EXCLUDED.complete, event_id = EXCLUDED.event_id, updated_at = now()
+		WHERE s.calculated_at <= EXCLUDED.calculated_at`
+
 // SaveScore records a computed score as the patient's current one unless a
 // score at a later clinical time is already current; it reports whether
 // this one is now current.
 func (t *Tx) SaveScore(ctx context.Context, patientKey string, s Score) (current bool, err error) {
-	tag, err := t.tx.Exec(ctx, `INSERT INTO scores AS s (patient_key, score, calculated_at, total, risk, complete, event_id)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (patient_key, score) DO UPDATE SET calculated_at = EXCLUDED.calculated_at, total = EXCLUDED.total,
-			risk = EXCLUDED.risk, complete = EXCLUDED.complete, event_id = EXCLUDED.event_id, updated_at = now()
-		WHERE s.calculated_at <= EXCLUDED.calculated_at`,
-		t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID)
+	tag, err := t.tx.Exec(ctx, saveScoreSQL, t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID)
 	if err != nil {
 		return false, fmt.Errorf("save score: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+const insertEventSQL = `INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`
 
 // InsertEvents writes events produced inside the transaction (scores,
 // alerts); an event already written (a replay) is left as it is.
@@ -179,8 +146,7 @@ func (t *Tx) InsertEvents(ctx context.Context, rows []EventRow) error {
 	b := &pgx.Batch{}
 	for i := range rows {
 		e := &rows[i]
-		b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`,
+		b.Queue(insertEventSQL,
 			e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
 			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
 	}
@@ -250,7 +216,23 @@ func (t *Tx) SaveAlert(ctx context.Context, a *Alert) error {
 	return saveAlert(ctx, t.tx, a)
 }
 
+const saveAlertSQL = `INSERT INTO alerts (id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at,
+			last_notified_at, score_event_id, score_at, message_id, acknowledged_by, acknowledged_at, resolved_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+		ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, level = EXCLUDED.level, status = EXCLUDED.status,
+			updated_at = EXCLUDED.updated_at, last_notified_at = EXCLUDED.last_notified_at, score_event_id = EXCLUDED.score_event_id,
+			score_at = EXCLUDED.score_at, message_id = EXCLUDED.message_id, acknowledged_by = EXCLUDED.acknowledged_by,
+			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at`
+
 func saveAlert(ctx context.Context, q pgx.Tx, a *Alert) error {
+	if _, err := q.Exec(ctx, saveAlertSQL, alertArgs(a)...); err != nil {
+		return fmt.Errorf("save alert: %w", err)
+	}
+	return nil
+}
+
+// alertArgs are saveAlertSQL's arguments for an alert.
+func alertArgs(a *Alert) []any {
 	var ackBy *string
 	var ackAt, resolvedAt *time.Time
 	if a.AcknowledgedBy != "" {
@@ -259,36 +241,29 @@ func saveAlert(ctx context.Context, q pgx.Tx, a *Alert) error {
 	if !a.ResolvedAt.IsZero() {
 		resolvedAt = &a.ResolvedAt
 	}
-	_, err := q.Exec(ctx, `INSERT INTO alerts (id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at,
-			last_notified_at, score_event_id, score_at, message_id, acknowledged_by, acknowledged_at, resolved_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-		ON CONFLICT (id) DO UPDATE SET severity = EXCLUDED.severity, level = EXCLUDED.level, status = EXCLUDED.status,
-			updated_at = EXCLUDED.updated_at, last_notified_at = EXCLUDED.last_notified_at, score_event_id = EXCLUDED.score_event_id,
-			score_at = EXCLUDED.score_at, message_id = EXCLUDED.message_id, acknowledged_by = EXCLUDED.acknowledged_by,
-			acknowledged_at = EXCLUDED.acknowledged_at, resolved_at = EXCLUDED.resolved_at`,
-		a.ID, a.PatientKey, clean(a.PatientID), a.Rule, a.Score, a.Severity, a.Level, a.Status, a.RaisedAt, a.UpdatedAt,
-		a.LastNotifiedAt, a.ScoreEventID, a.ScoreAt, a.MessageID, ackBy, ackAt, resolvedAt)
-	if err != nil {
-		return fmt.Errorf("save alert: %w", err)
-	}
-	return nil
+	return []any{a.ID, a.PatientKey, clean(a.PatientID), a.Rule, a.Score, a.Severity, a.Level, a.Status, a.RaisedAt, a.UpdatedAt,
+		a.LastNotifiedAt, a.ScoreEventID, a.ScoreAt, a.MessageID, ackBy, ackAt, resolvedAt}
 }
+
+const queueDeliverySQL = `INSERT INTO deliveries (event_id, alert_id, destination, kind) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (event_id, destination) DO NOTHING`
 
 // QueueDelivery queues an alert event for a webhook or log destination; a
 // delivery queued already (a replay) is not queued twice.
 func (t *Tx) QueueDelivery(ctx context.Context, eventID, alertID uuid.UUID, destination, kind string) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO deliveries (event_id, alert_id, destination, kind) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (event_id, destination) DO NOTHING`, eventID, alertID, destination, kind)
+	_, err := t.tx.Exec(ctx, queueDeliverySQL, eventID, alertID, destination, kind)
 	if err != nil {
 		return fmt.Errorf("queue delivery: %w", err)
 	}
 	return nil
 }
 
+const notifySQL = `SELECT pg_notify($1, $2)`
+
 // Notify sends a PostgreSQL notification when the transaction commits, and
 // not at all if it rolls back.
 func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
-	if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+	if _, err := t.tx.Exec(ctx, notifySQL, channel, payload); err != nil {
 		return fmt.Errorf("notify %s: %w", channel, err)
 	}
 	return nil
@@ -374,6 +349,12 @@ func (s *Store) SetSpO2ScaleByClinician(ctx context.Context, patientRef string, 
 // already is returned unchanged with already set, and then is not called.
 func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string, at time.Time, then func(context.Context, *Tx, *Alert) error) (a *Alert, already bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The event this writes must take its seq in commit order, as the
+		// router's do (tailers never skip a row); and taking the lock
+		// before the alert's row, in the router's order, cannot deadlock.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, eventSeqLock); err != nil {
+			return fmt.Errorf("event sequence lock: %w", err)
+		}
 		a, err = scanAlert(tx.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
@@ -395,4 +376,217 @@ func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string
 		return audit(ctx, tx, actor, "alert.acknowledge", id.String(), nil)
 	})
 	return a, already, err
+}
+
+// Pipeline queues statements of a Tx and sends them to the server
+// together, in one round trip (a pgx batch); what they read is written
+// into the destinations given when queued, once Run returns. Statements
+// run in the order queued, each seeing what the earlier ones wrote.
+// Scoring reads what a batch's scores need in two pipelines and writes
+// everything they produce in a third, instead of some fifteen statements
+// one after the other per score target.
+type Pipeline struct {
+	t *Tx
+	b pgx.Batch
+}
+
+// Pipeline returns an empty pipeline of the transaction.
+func (t *Tx) Pipeline() *Pipeline { return &Pipeline{t: t} }
+
+// Len is the number of statements queued.
+func (p *Pipeline) Len() int { return p.b.Len() }
+
+// Run sends the queued statements and fills their destinations; the
+// pipeline is then empty. The first error ends it (and the transaction).
+func (p *Pipeline) Run(ctx context.Context) error {
+	if p.b.Len() == 0 {
+		return nil
+	}
+	b := p.b
+	p.b = pgx.Batch{}
+	return p.t.tx.SendBatch(ctx, &b).Close()
+}
+
+const latestValuesSQL = `
+		SELECT v.parameter, coalesce(v.value_numeric::text, ''), coalesce(v.value_text, ''), v.status, v.observed_at, v.event_id
+		FROM unnest($2::text[], $3::interval[]) AS p(name, window_)
+		CROSS JOIN LATERAL (
+			SELECT parameter, value_numeric, value_text, status, observed_at, event_id FROM observations
+			WHERE patient_key = $1 AND parameter = p.name
+			  AND observed_at <= $4 AND observed_at > $4 - p.window_
+			  AND status = ANY($5) AND status NOT IN ('D', 'W')
+			  AND (value_numeric IS NOT NULL OR value_text IS NOT NULL)
+			ORDER BY observed_at DESC LIMIT 1) v`
+
+func scanValues(rows pgx.Rows) ([]Value, error) {
+	var vs []Value
+	for rows.Next() {
+		var v Value
+		if err := rows.Scan(&v.Parameter, &v.Numeric, &v.Text, &v.Status, &v.ObservedAt, &v.EventID); err != nil {
+			return nil, fmt.Errorf("scan value: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
+}
+
+// LatestValues queues Tx.LatestValues, its result to *dst.
+func (p *Pipeline) LatestValues(patientKey string, at time.Time, freshness map[string]time.Duration, statuses []string, dst *[]Value) {
+	params := make([]string, 0, len(freshness))
+	windows := make([]time.Duration, 0, len(freshness))
+	for prm, w := range freshness {
+		params, windows = append(params, prm), append(windows, w)
+	}
+	p.b.Queue(latestValuesSQL, p.t.StateKey(patientKey), params, windows, at, statuses).Query(func(rows pgx.Rows) error {
+		vs, err := scanValues(rows)
+		if err != nil {
+			return fmt.Errorf("read latest values: %w", err)
+		}
+		*dst = vs
+		return nil
+	})
+}
+
+// LatestObservedAt queues, for each of params the patient has a valid
+// observation of, the clinical time of the newest (as Tx.LatestObservedAt
+// for that one parameter), into dst. The newest of several parameters is
+// the latest of theirs.
+func (p *Pipeline) LatestObservedAt(patientKey string, params, statuses []string, exclude []uuid.UUID, dst map[string]time.Time) {
+	if exclude == nil {
+		exclude = []uuid.UUID{} // <> ALL(NULL) would exclude everything
+	}
+	p.b.Queue(`SELECT parameter, max(observed_at) FROM observations
+		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')
+		  AND message_id <> ALL($4::uuid[])
+		GROUP BY parameter`,
+		p.t.StateKey(patientKey), params, statuses, exclude).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var prm string
+			var at time.Time
+			if err := rows.Scan(&prm, &at); err != nil {
+				return fmt.Errorf("read latest observation times: %w", err)
+			}
+			dst[prm] = at
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read latest observation times: %w", err)
+		}
+		return nil
+	})
+}
+
+const patientSQL = `SELECT patient_id, birth_date, spo2_scale, location, encounter_id FROM patients WHERE patient_key = $1`
+
+func scanPatient(row pgx.Row) (Patient, error) {
+	p := Patient{SpO2Scale: 1}
+	var birth *time.Time
+	var loc, enc *string
+	err := row.Scan(&p.PatientID, &birth, &p.SpO2Scale, &loc, &enc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Patient{SpO2Scale: 1}, nil
+	}
+	if err != nil {
+		return Patient{SpO2Scale: 1}, fmt.Errorf("read patient: %w", err)
+	}
+	if birth != nil {
+		p.BirthDate = *birth
+	}
+	if loc != nil {
+		p.Location = *loc
+	}
+	if enc != nil {
+		p.EncounterID = *enc
+	}
+	return p, nil
+}
+
+// Patient queues Tx.Patient, its result to *dst.
+func (p *Pipeline) Patient(patientKey string, dst *Patient) {
+	p.b.Queue(patientSQL, p.t.StateKey(patientKey)).QueryRow(func(row pgx.Row) error {
+		var err error
+		*dst, err = scanPatient(row)
+		return err
+	})
+}
+
+// CurrentScores queues a read of the clinical time of each of the
+// patient's current scores (table scores), by score, into dst: SaveScore
+// makes a score current when none is or when it is not older than the
+// current one.
+func (p *Pipeline) CurrentScores(patientKey string, dst map[string]time.Time) {
+	p.b.Queue(`SELECT score, calculated_at FROM scores WHERE patient_key = $1`, p.t.StateKey(patientKey)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var name string
+			var at time.Time
+			if err := rows.Scan(&name, &at); err != nil {
+				return fmt.Errorf("read current scores: %w", err)
+			}
+			dst[name] = at
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read current scores: %w", err)
+		}
+		return nil
+	})
+}
+
+// OpenAlerts queues a read of the patient's open alerts, locked for this
+// transaction, by rule, into dst (as Tx.OpenAlert for every rule).
+func (p *Pipeline) OpenAlerts(patientKey string, dst map[string]*Alert) {
+	p.b.Queue(`SELECT `+alertColumns+` FROM alerts
+		WHERE patient_key = $1 AND status = 'open' ORDER BY id FOR UPDATE`, p.t.StateKey(patientKey)).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			a, err := scanAlert(rows)
+			if err != nil {
+				return fmt.Errorf("read open alerts: %w", err)
+			}
+			dst[a.Rule] = a
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read open alerts: %w", err)
+		}
+		return nil
+	})
+}
+
+// InsertEvents queues Tx.InsertEvents.
+func (p *Pipeline) InsertEvents(rows []EventRow) {
+	for i := range rows {
+		e := &rows[i]
+		p.b.Queue(insertEventSQL,
+			e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
+			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
+	}
+}
+
+// ErrScoreNotCurrent is returned by a pipeline's SaveScore when the score
+// saved did not become current as the caller expected, or did when it
+// did not expect so.
+var ErrScoreNotCurrent = errors.New("store: score currency differs from expected")
+
+// SaveScore queues Tx.SaveScore; the caller says whether the score will
+// be current (it knows the patient's current scores, CurrentScores), and
+// Run fails with ErrScoreNotCurrent if the server disagrees.
+func (p *Pipeline) SaveScore(patientKey string, s Score, current bool) {
+	p.b.Queue(saveScoreSQL, p.t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID).Exec(func(tag pgconn.CommandTag) error {
+		if (tag.RowsAffected() == 1) != current {
+			return fmt.Errorf("save score %s at %s: %w", s.Score, s.At.UTC().Format(time.RFC3339Nano), ErrScoreNotCurrent)
+		}
+		return nil
+	})
+}
+
+// SaveAlert queues Tx.SaveAlert.
+func (p *Pipeline) SaveAlert(a *Alert) {
+	p.b.Queue(saveAlertSQL, alertArgs(a)...)
+}
+
+// QueueDelivery queues Tx.QueueDelivery.
+func (p *Pipeline) QueueDelivery(eventID, alertID uuid.UUID, destination, kind string) {
+	p.b.Queue(queueDeliverySQL, eventID, alertID, destination, kind)
+}
+
+// Notify queues Tx.Notify.
+func (p *Pipeline) Notify(channel, payload string) {
+	p.b.Queue(notifySQL, channel, payload)
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -29,6 +30,9 @@ type Options struct {
 	ApplicationName string
 	// MaxConns bounds the pool; zero keeps pgxpool's default.
 	MaxConns int32
+	// Tracer, when set, sees every statement and batch the pool's
+	// connections send (benchmarks count round trips with it).
+	Tracer pgx.QueryTracer
 }
 
 // Store is Aorta's PostgreSQL storage. It is safe for concurrent use.
@@ -69,6 +73,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
+	}
+	if o.Tracer != nil {
+		cfg.ConnConfig.Tracer = o.Tracer
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
