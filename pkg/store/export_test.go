@@ -26,3 +26,6 @@ const (
 	OpsSendersSQL     = opsSendersSQL
 	OpsRoutesSQL      = opsRoutesSQL
 )
+
+// EventSeqLock is the advisory lock that orders event inserts by commit.
+const EventSeqLock = eventSeqLock

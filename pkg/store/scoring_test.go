@@ -103,3 +103,47 @@ func TestLatestValues(t *testing.T) {
 		}
 	}
 }
+
+// An acknowledgement writes an event, so it must queue behind the event
+// sequence lock like the router's batches: a tailer reading by seq would
+// otherwise skip it when a batch with a smaller seq commits after it.
+func TestAcknowledgeAlertTakesTheEventSequenceLock(t *testing.T) {
+	t.Parallel()
+	s, url := pgtest.NewStore(t)
+	ctx := context.Background()
+	alertID, _ := queueAlert(t, url)
+
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, store.EventSeqLock); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := s.AcknowledgeAlert(ctx, alertID, "nurse", time.Now(), func(context.Context, *store.Tx, *store.Alert) error { return nil })
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("acknowledged (%v) while a batch held the event sequence lock", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("acknowledge: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("acknowledgement still waiting after the lock was released")
+	}
+}
