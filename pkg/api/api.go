@@ -383,6 +383,18 @@ type page struct {
 	NextCursor *string `json:"next_cursor"`
 }
 
+// nextPage trims a keyset page read with one row more than asked for
+// (limit counts it): that row only says a next page exists, whose cursor
+// is the last row kept.
+func nextPage[T any](items []T, limit int, cursor func(T) string) ([]T, *string) {
+	if len(items) < limit {
+		return items, nil
+	}
+	items = items[:limit-1]
+	next := cursor(items[len(items)-1])
+	return items, &next
+}
+
 func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, name))
 	if err != nil {

@@ -81,13 +81,9 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *string
-	if len(alerts) == f.Limit {
-		alerts = alerts[:f.Limit-1]
-		last := alerts[len(alerts)-1]
-		s := encodeCursor(timeCursor{T: last.RaisedAt, ID: last.ID})
-		next = &s
-	}
+	alerts, next := nextPage(alerts, f.Limit, func(a store.Alert) string {
+		return encodeCursor(timeCursor{T: a.RaisedAt, ID: a.ID})
+	})
 	writeJSON(w, http.StatusOK, page{Items: toAlertsJSON(alerts), NextCursor: next})
 }
 

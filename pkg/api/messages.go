@@ -63,13 +63,9 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *string
-	if len(ms) == f.Limit {
-		ms = ms[:f.Limit-1]
-		last := ms[len(ms)-1]
-		s := encodeCursor(timeCursor{T: last.ReceivedAt, ID: last.ID})
-		next = &s
-	}
+	ms, next := nextPage(ms, f.Limit, func(m store.MessageSummary) string {
+		return encodeCursor(timeCursor{T: m.ReceivedAt, ID: m.ID})
+	})
 	writeJSON(w, http.StatusOK, page{Items: ms, NextCursor: next})
 }
 
@@ -279,12 +275,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *string
-	if len(es) == f.Limit {
-		es = es[:f.Limit-1]
-		s := strconv.FormatInt(es[len(es)-1].Seq, 10)
-		next = &s
-	}
+	es, next := nextPage(es, f.Limit, func(e store.Event) string { return strconv.FormatInt(e.Seq, 10) })
 	writeJSON(w, http.StatusOK, page{Items: es, NextCursor: next})
 }
 
@@ -325,12 +316,7 @@ func (a *API) listDeadLetters(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var next *string
-	if len(ds) == f.Limit {
-		ds = ds[:f.Limit-1]
-		s := strconv.FormatInt(ds[len(ds)-1].ID, 10)
-		next = &s
-	}
+	ds, next := nextPage(ds, f.Limit, func(d store.DeadLetter) string { return strconv.FormatInt(d.ID, 10) })
 	writeJSON(w, http.StatusOK, page{Items: ds, NextCursor: next})
 }
 
