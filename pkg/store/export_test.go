@@ -1,6 +1,9 @@
 package store
 
 import (
+	"context"
+	"time"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -29,3 +32,10 @@ const (
 
 // EventSeqLock is the advisory lock that orders event inserts by commit.
 const EventSeqLock = eventSeqLock
+
+// LookupDuplicates runs the listener's de-duplication lookup for msgs on
+// conn, leaving its transaction open.
+func LookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, window time.Duration) error {
+	_, err := lookupDuplicates(ctx, conn, msgs, window)
+	return err
+}

@@ -2,8 +2,13 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/aortahealth/aorta/internal/pgtest"
 	"github.com/aortahealth/aorta/pkg/store"
@@ -12,21 +17,19 @@ import (
 // A listener started on an empty, vacuumed messages table must not keep
 // looking up duplicates with the sequential scan planned for it once the
 // table has grown: pgx prepares statements, and a generic plan made while
-// the table was empty would stay until the next ANALYZE.
+// the table was empty would stay until the next ANALYZE. The real lookup
+// runs on an empty table well past the five executions after which
+// PostgreSQL may cache a generic plan: it must never have made one, and
+// planned for its parameters on 20,000 rows it must use the index.
 func TestDuplicateLookupStaysIndexedAsTheTableGrows(t *testing.T) {
 	t.Parallel()
 	_, url := pgtest.NewStore(t)
 	ctx := context.Background()
-	st, err := store.Open(ctx, url, store.Options{MaxConns: 1})
+	conn, err := pgx.Connect(ctx, url) // pgx's default: statements prepared and cached
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	conn, err := st.Pool().Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
+	defer conn.Close(ctx)
 	exec := func(sql string) {
 		t.Helper()
 		if _, err := conn.Exec(ctx, sql); err != nil {
@@ -34,33 +37,53 @@ func TestDuplicateLookupStaysIndexedAsTheTableGrows(t *testing.T) {
 		}
 	}
 	exec(`VACUUM ANALYZE messages`)
-	exec(`PREPARE dup(text, text, text, timestamptz, uuid[]) AS ` + store.DuplicatesSQL)
-	const run = `EXECUTE dup('LAB', 'HOSP', 'C1', now() - interval '1 day', '{}')`
-	for range 8 { // past the five custom plans after which a generic one may stick
-		exec(run)
+	lookup := func(i int) {
+		t.Helper()
+		m := &store.Message{ID: uuid.Must(uuid.NewV7()), ReceivedAt: time.Now(),
+			Header: store.Header{SendingApplication: "LAB", SendingFacility: "HOSP", ControlID: fmt.Sprint("L", i)}}
+		if err := store.LookupDuplicates(ctx, conn, []*store.Message{m}, 24*time.Hour); err != nil {
+			t.Fatalf("lookup %d: %v", i, err)
+		}
+		exec(`ROLLBACK`)
+	}
+	for i := range 10 {
+		lookup(i)
 	}
 	exec(`INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, status,
 			sending_application, sending_facility, control_id)
 		SELECT gen_random_uuid(), now() - n * interval '1 second', 'test', '127.0.0.1:1', 'MSH|', '\x00', 'accepted',
 			'LAB', 'HOSP', 'C' || n
 		FROM generate_series(1, 20000) AS n`)
-	rows, err := conn.Query(ctx, `EXPLAIN `+run)
+	lookup(10)
+
+	var generic, custom int64
+	if err := conn.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`,
+		store.DuplicatesSQL).Scan(&generic, &custom); err != nil {
+		t.Fatalf("the lookup's prepared statement: %v", err)
+	}
+	if generic != 0 || custom != 11 {
+		t.Errorf("lookup planned %d times generically, %d times for its parameters; want never generically, 11 for its parameters", generic, custom)
+	}
+
+	// What planning for its parameters gives on the grown table.
+	tx, err := conn.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var plan []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			t.Fatal(err)
-		}
-		plan = append(plan, line)
-	}
-	if err := rows.Err(); err != nil {
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
 		t.Fatal(err)
 	}
-	text := strings.Join(plan, "\n")
-	if strings.Contains(text, "Seq Scan on messages") || !strings.Contains(text, "messages_dedup_idx") {
-		t.Errorf("de-duplication lookup on 20,000 unanalysed rows after preparing on an empty table:\n%s\nwant messages_dedup_idx, no sequential scan", text)
+	explain := `EXPLAIN ` + strings.NewReplacer("$1", "'LAB'", "$2", "'HOSP'", "$3", "'C100'", "$4", "now() - interval '1 day'", "$5", "'{}'").Replace(store.DuplicatesSQL)
+	rows, err := tx.Query(ctx, explain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on messages") || !strings.Contains(text, "messages_dedup_idx") {
+		t.Errorf("de-duplication lookup on 20,000 rows:\n%s\nwant messages_dedup_idx, no sequential scan", text)
 	}
 }

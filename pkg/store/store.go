@@ -57,14 +57,6 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// trip, so the server may end such a session quickly; keep-alives
 	// catch a dead client outside a transaction.
 	cfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.Itoa(int(idleInTransactionTimeout.Milliseconds()))
-	// pgx prepares every statement, and after five executions PostgreSQL
-	// may switch a prepared statement to a generic plan and keep it until
-	// the table is next analysed. A listener that starts on a new or
-	// purged (and vacuumed) messages table would then look up duplicates
-	// with a sequential scan planned for an empty table, growing slower
-	// with every message stored. Planning each execution for its own
-	// parameters and the table's current size costs microseconds.
-	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	cfg.ConnConfig.RuntimeParams["tcp_keepalives_idle"] = "30"
 	cfg.ConnConfig.RuntimeParams["tcp_keepalives_interval"] = "10"
 	cfg.ConnConfig.RuntimeParams["tcp_keepalives_count"] = "3"
