@@ -395,6 +395,21 @@ func nextPage[T any](items []T, limit int, cursor func(T) string) ([]T, *string)
 	return items, &next
 }
 
+// idOnly reads the {id} of a request that takes no query parameters,
+// answering the error itself when either is wrong.
+func (a *API) idOnly(w http.ResponseWriter, r *http.Request) (uuid.UUID, bool) {
+	if _, err := params(r); err != nil {
+		a.fail(w, r, err)
+		return uuid.Nil, false
+	}
+	id, err := pathUUID(r, "id")
+	if err != nil {
+		a.fail(w, r, err)
+		return uuid.Nil, false
+	}
+	return id, true
+}
+
 func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 	id, err := uuid.Parse(chi.URLParam(r, name))
 	if err != nil {

@@ -89,13 +89,8 @@ func (a *API) listAlerts(w http.ResponseWriter, r *http.Request) {
 
 // ackAlert records the token holder's acknowledgement of an alert.
 func (a *API) ackAlert(w http.ResponseWriter, r *http.Request) {
-	if _, err := params(r); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	id, err := pathUUID(r, "id")
-	if err != nil {
-		a.fail(w, r, err)
+	id, ok := a.idOnly(w, r)
+	if !ok {
 		return
 	}
 	actor := principalOf(r.Context()).name

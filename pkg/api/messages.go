@@ -72,13 +72,8 @@ func (a *API) listMessages(w http.ResponseWriter, r *http.Request) {
 // getMessage shows a message without its body: metadata, the ACK sent,
 // the routing outcome and error, dead letters and the events it produced.
 func (a *API) getMessage(w http.ResponseWriter, r *http.Request) {
-	if _, err := params(r); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	id, err := pathUUID(r, "id")
-	if err != nil {
-		a.fail(w, r, err)
+	id, ok := a.idOnly(w, r)
+	if !ok {
 		return
 	}
 	m, err := a.store.Message(r.Context(), id)
@@ -107,13 +102,8 @@ type fieldJSON struct {
 // segment/field tree. Reading it is audited (message.view_raw) before
 // anything is sent.
 func (a *API) getMessageBody(w http.ResponseWriter, r *http.Request) {
-	if _, err := params(r); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	id, err := pathUUID(r, "id")
-	if err != nil {
-		a.fail(w, r, err)
+	id, ok := a.idOnly(w, r)
+	if !ok {
 		return
 	}
 	raw, err := a.store.MessageBody(r.Context(), id, principalOf(r.Context()).name)
@@ -168,13 +158,8 @@ func tree(m *hl7.Message) []segmentJSON {
 // current routes (the replay path); its open dead letters are marked
 // reprocessed.
 func (a *API) reprocessMessage(w http.ResponseWriter, r *http.Request) {
-	if _, err := params(r); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	id, err := pathUUID(r, "id")
-	if err != nil {
-		a.fail(w, r, err)
+	id, ok := a.idOnly(w, r)
+	if !ok {
 		return
 	}
 	queued, err := a.store.ReprocessMessage(r.Context(), id, principalOf(r.Context()).name)
