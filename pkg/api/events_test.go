@@ -30,6 +30,8 @@ func TestEvents(t *testing.T) {
 		want  string // a count query
 	}{
 		{"type=observation.recorded", `SELECT count(*) FROM events WHERE type = 'observation.recorded'`},
+		{"type=patient.*", `SELECT count(*) FROM events WHERE type LIKE 'patient.%'`},
+		{"type=observation.*&patient=P1", `SELECT count(*) FROM events WHERE type LIKE 'observation.%' AND patient_key = 'HOSP/P1'`},
 		{"patient=HOSP%2FP1", `SELECT count(*) FROM events WHERE patient_key = 'HOSP/P1'`},
 		{"patient=P2", `SELECT count(*) FROM events WHERE patient_key = 'HOSP/P2'`},
 		{"encounter=VP1", `SELECT count(*) FROM events WHERE encounter_id = 'VP1'`},

@@ -307,6 +307,7 @@ func TestEventStream(t *testing.T) {
 		{"patient by key", "?from=start&patient=HOSP%2FP1", nil, nil},
 		{"encounter", "?after=0&encounter=VP1", nil, nil},
 		{"type and patient", "?from=start&type=patient.admitted&patient=P1", nil, nil},
+		{"type family", "?from=start&type=observation.*", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

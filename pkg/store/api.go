@@ -458,6 +458,8 @@ type Event struct {
 // EventFilter selects events for Events. Zero fields do not filter.
 // Results come in seq order, after After.
 type EventFilter struct {
+	// Type is an event type, or a family of them written with a final
+	// ".*" ("alert.*": alert.raised, alert.resolved ...).
 	Type        string
 	Patient     string // "authority/id" or a patient identifier
 	EncounterID string
@@ -522,7 +524,9 @@ func scanEvents(rows pgx.Rows) ([]Event, error) {
 // resolved to keys.
 func eventConds(f EventFilter, patientKeys []string) *conds {
 	c := &conds{}
-	if f.Type != "" {
+	if family, ok := strings.CutSuffix(f.Type, "*"); ok && strings.HasSuffix(family, ".") {
+		c.add(`starts_with(type, $?)`, family)
+	} else if f.Type != "" {
 		c.add(`type = $?`, f.Type)
 	}
 	if f.Patient != "" {
