@@ -32,47 +32,6 @@ type Value struct {
 	EventID    uuid.UUID
 }
 
-// LatestValues returns, for each parameter in freshness, the value observed
-// most recently at or before at, no older than the parameter's freshness
-// window, with one of the given statuses (never D or W: a retracted value
-// is no value).
-func (t *Tx) LatestValues(ctx context.Context, patientKey string, at time.Time, freshness map[string]time.Duration, statuses []string) ([]Value, error) {
-	params := make([]string, 0, len(freshness))
-	windows := make([]time.Duration, 0, len(freshness))
-	for p, w := range freshness {
-		params, windows = append(params, p), append(windows, w)
-	}
-	rows, err := t.tx.Query(ctx, latestValuesSQL, t.StateKey(patientKey), params, windows, at, statuses)
-	if err != nil {
-		return nil, fmt.Errorf("read latest values: %w", err)
-	}
-	defer rows.Close()
-	return scanValues(rows)
-}
-
-// LatestObservedAt is the clinical time of the patient's newest valid
-// observation of any of params: the time the patient's current picture is
-// computed at. Observations last written by the messages in exclude (a
-// batch's messages after the one being scored, which arrived after it)
-// are left out. ok is false when there is none.
-func (t *Tx) LatestObservedAt(ctx context.Context, patientKey string, params, statuses []string, exclude []uuid.UUID) (at time.Time, ok bool, err error) {
-	if exclude == nil {
-		exclude = []uuid.UUID{} // <> ALL(NULL) would exclude everything
-	}
-	var ts *time.Time
-	err = t.tx.QueryRow(ctx, `SELECT max(observed_at) FROM observations
-		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')
-		  AND message_id <> ALL($4::uuid[])`,
-		t.StateKey(patientKey), params, statuses, exclude).Scan(&ts)
-	if err != nil {
-		return time.Time{}, false, fmt.Errorf("read latest observation time: %w", err)
-	}
-	if ts == nil {
-		return time.Time{}, false, nil
-	}
-	return *ts, true, nil
-}
-
 // Patient is what scoring and alerting need to know about a patient.
 type Patient struct {
 	PatientID   string
@@ -80,16 +39,6 @@ type Patient struct {
 	SpO2Scale   int
 	Location    string
 	EncounterID string
-}
-
-// Patient reads a patient's facts; an unknown patient has scale 1 and
-// nothing else.
-func (t *Tx) Patient(ctx context.Context, patientKey string) (Patient, error) {
-	return readPatient(ctx, t.tx, t.StateKey(patientKey))
-}
-
-func readPatient(ctx context.Context, q pgx.Tx, key string) (Patient, error) {
-	return scanPatient(q.QueryRow(ctx, patientSQL, key))
 }
 
 // SetSpO2Scale records a patient's NEWS2 SpO2 scale and who set it.
@@ -126,35 +75,8 @@ const saveScoreSQL = `INSERT INTO scores AS s (patient_key, score, calculated_at
 			risk = EXCLUDED.risk, complete = EXCLUDED.complete, event_id = EXCLUDED.event_id, updated_at = now()
 		WHERE s.calculated_at <= EXCLUDED.calculated_at`
 
-// SaveScore records a computed score as the patient's current one unless a
-// score at a later clinical time is already current; it reports whether
-// this one is now current.
-func (t *Tx) SaveScore(ctx context.Context, patientKey string, s Score) (current bool, err error) {
-	tag, err := t.tx.Exec(ctx, saveScoreSQL, t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID)
-	if err != nil {
-		return false, fmt.Errorf("save score: %w", err)
-	}
-	return tag.RowsAffected() == 1, nil
-}
-
 const insertEventSQL = `INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING`
-
-// InsertEvents writes events produced inside the transaction (scores,
-// alerts); an event already written (a replay) is left as it is.
-func (t *Tx) InsertEvents(ctx context.Context, rows []EventRow) error {
-	b := &pgx.Batch{}
-	for i := range rows {
-		e := &rows[i]
-		b.Queue(insertEventSQL,
-			e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
-			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
-	}
-	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write events: %w", err)
-	}
-	return nil
-}
 
 // Alert is an alert's state (the alerts table).
 type Alert struct {
@@ -211,11 +133,6 @@ func (t *Tx) OpenAlert(ctx context.Context, patientKey, rule string) (*Alert, er
 	return a, nil
 }
 
-// SaveAlert inserts or updates an alert.
-func (t *Tx) SaveAlert(ctx context.Context, a *Alert) error {
-	return saveAlert(ctx, t.tx, a)
-}
-
 const saveAlertSQL = `INSERT INTO alerts (id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at,
 			last_notified_at, score_event_id, score_at, message_id, acknowledged_by, acknowledged_at, resolved_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
@@ -248,26 +165,7 @@ func alertArgs(a *Alert) []any {
 const queueDeliverySQL = `INSERT INTO deliveries (event_id, alert_id, destination, kind) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (event_id, destination) DO NOTHING`
 
-// QueueDelivery queues an alert event for a webhook or log destination; a
-// delivery queued already (a replay) is not queued twice.
-func (t *Tx) QueueDelivery(ctx context.Context, eventID, alertID uuid.UUID, destination, kind string) error {
-	_, err := t.tx.Exec(ctx, queueDeliverySQL, eventID, alertID, destination, kind)
-	if err != nil {
-		return fmt.Errorf("queue delivery: %w", err)
-	}
-	return nil
-}
-
 const notifySQL = `SELECT pg_notify($1, $2)`
-
-// Notify sends a PostgreSQL notification when the transaction commits, and
-// not at all if it rolls back.
-func (t *Tx) Notify(ctx context.Context, channel, payload string) error {
-	if _, err := t.tx.Exec(ctx, notifySQL, channel, payload); err != nil {
-		return fmt.Errorf("notify %s: %w", channel, err)
-	}
-	return nil
-}
 
 // ErrNotFound is returned when the patient or alert named does not exist.
 var ErrNotFound = errors.New("store: not found")
@@ -430,7 +328,11 @@ func scanValues(rows pgx.Rows) ([]Value, error) {
 	return vs, rows.Err()
 }
 
-// LatestValues queues Tx.LatestValues, its result to *dst.
+// LatestValues queues a read, into *dst, of each parameter in freshness:
+// the value observed most recently at or before at, no older than the
+// parameter's freshness window (a value exactly that old no longer
+// counts), with one of the given statuses (never D or W: a retracted
+// value is no value).
 func (p *Pipeline) LatestValues(patientKey string, at time.Time, freshness map[string]time.Duration, statuses []string, dst *[]Value) {
 	params := make([]string, 0, len(freshness))
 	windows := make([]time.Duration, 0, len(freshness))
@@ -448,9 +350,11 @@ func (p *Pipeline) LatestValues(patientKey string, at time.Time, freshness map[s
 }
 
 // LatestObservedAt queues, for each of params the patient has a valid
-// observation of, the clinical time of the newest (as Tx.LatestObservedAt
-// for that one parameter), into dst. The newest of several parameters is
-// the latest of theirs.
+// observation of, the clinical time of the newest, into dst: the time a
+// patient's current picture is computed at is the latest of its
+// parameters'. Observations last written by the messages in exclude (a
+// batch's messages after the one being scored, which arrived after it)
+// are left out.
 func (p *Pipeline) LatestObservedAt(patientKey string, params, statuses []string, exclude []uuid.UUID, dst map[string]time.Time) {
 	if exclude == nil {
 		exclude = []uuid.UUID{} // <> ALL(NULL) would exclude everything
@@ -500,7 +404,8 @@ func scanPatient(row pgx.Row) (Patient, error) {
 	return p, nil
 }
 
-// Patient queues Tx.Patient, its result to *dst.
+// Patient queues a read of a patient's facts into *dst; an unknown
+// patient has scale 1 and nothing else.
 func (p *Pipeline) Patient(patientKey string, dst *Patient) {
 	p.b.Queue(patientSQL, p.t.StateKey(patientKey)).QueryRow(func(row pgx.Row) error {
 		var err error
@@ -531,7 +436,7 @@ func (p *Pipeline) CurrentScores(patientKey string, dst map[string]time.Time) {
 }
 
 // OpenAlerts queues a read of the patient's open alerts, locked for this
-// transaction, by rule, into dst (as Tx.OpenAlert for every rule).
+// transaction, by rule, into dst.
 func (p *Pipeline) OpenAlerts(patientKey string, dst map[string]*Alert) {
 	p.b.Queue(`SELECT `+alertColumns+` FROM alerts
 		WHERE patient_key = $1 AND status = 'open' ORDER BY id FOR UPDATE`, p.t.StateKey(patientKey)).Query(func(rows pgx.Rows) error {
@@ -549,7 +454,8 @@ func (p *Pipeline) OpenAlerts(patientKey string, dst map[string]*Alert) {
 	})
 }
 
-// InsertEvents queues Tx.InsertEvents.
+// InsertEvents queues events produced inside the transaction (scores,
+// alerts); an event already written (a replay) is left as it is.
 func (p *Pipeline) InsertEvents(rows []EventRow) {
 	for i := range rows {
 		e := &rows[i]
@@ -564,9 +470,11 @@ func (p *Pipeline) InsertEvents(rows []EventRow) {
 // did not expect so.
 var ErrScoreNotCurrent = errors.New("store: score currency differs from expected")
 
-// SaveScore queues Tx.SaveScore; the caller says whether the score will
-// be current (it knows the patient's current scores, CurrentScores), and
-// Run fails with ErrScoreNotCurrent if the server disagrees.
+// SaveScore queues recording a computed score as the patient's current one
+// unless a score at a later clinical time is already current. The caller
+// says whether it will be current (it knows the patient's current scores,
+// CurrentScores), and Run fails with ErrScoreNotCurrent if the server
+// disagrees.
 func (p *Pipeline) SaveScore(patientKey string, s Score, current bool) {
 	p.b.Queue(saveScoreSQL, p.t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID).Exec(func(tag pgconn.CommandTag) error {
 		if (tag.RowsAffected() == 1) != current {
@@ -576,17 +484,19 @@ func (p *Pipeline) SaveScore(patientKey string, s Score, current bool) {
 	})
 }
 
-// SaveAlert queues Tx.SaveAlert.
+// SaveAlert queues inserting or updating an alert.
 func (p *Pipeline) SaveAlert(a *Alert) {
 	p.b.Queue(saveAlertSQL, alertArgs(a)...)
 }
 
-// QueueDelivery queues Tx.QueueDelivery.
+// QueueDelivery queues an alert event for a webhook or log destination; a
+// delivery queued already (a replay) is not queued twice.
 func (p *Pipeline) QueueDelivery(eventID, alertID uuid.UUID, destination, kind string) {
 	p.b.Queue(queueDeliverySQL, eventID, alertID, destination, kind)
 }
 
-// Notify queues Tx.Notify.
+// Notify queues a PostgreSQL notification, sent when the transaction
+// commits and not at all if it rolls back.
 func (p *Pipeline) Notify(channel, payload string) {
 	p.b.Queue(notifySQL, channel, payload)
 }

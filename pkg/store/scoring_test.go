@@ -77,8 +77,10 @@ func TestLatestValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tx.Rollback(ctx)
-	got, err := store.TxFor(tx).LatestValues(ctx, "HOSP/1", at, freshness, []string{"F", "C", "R", "D"})
-	if err != nil {
+	var got []store.Value
+	reads := store.TxFor(tx).Pipeline()
+	reads.LatestValues("HOSP/1", at, freshness, []string{"F", "C", "R", "D"}, &got)
+	if err := reads.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// Each parameter's value, and the observation it must come from.
