@@ -62,6 +62,18 @@ func TestAPITokens(t *testing.T) {
 	}
 }
 
+// seedMessages writes 20,000 messages from 40 senders and 7 facilities
+// over 20 days, of three types, 2% rejected, a few re-sent, for 3,000
+// patients: a table of realistic shape for the EXPLAIN tests.
+const seedMessages = `
+		INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, sending_application, sending_facility,
+			message_type, trigger_event, control_id, patient_key, partition_key, status, ack_code, duplicate_count)
+		SELECT gen_random_uuid(), now() - (i || ' minutes')::interval * 1.44, 'l', '127.0.0.1:1', convert_to('MSH|' || i, 'UTF8'), '\x00',
+			'APP' || (i % 40), 'FAC' || (i % 7), (ARRAY['ADT', 'ORU', 'ORM'])[1 + i % 3], (ARRAY['A01', 'R01', 'O01', 'A08'])[1 + i % 4],
+			'CID' || i, 'HOSP/P' || (i % 3000), i % 1000, CASE WHEN i % 50 = 0 THEN 'rejected' ELSE 'accepted' END,
+			CASE WHEN i % 50 = 0 THEN 'AR' ELSE 'AA' END, CASE WHEN i % 500 = 0 THEN 1 ELSE 0 END
+		FROM generate_series(1, 20000) i;`
+
 // The message searches analysts run are served by indexes on a table of
 // realistic shape, never by scanning messages; the default listing (no
 // filter, newest first) reads the (received_at, id) index backwards.
@@ -76,14 +88,7 @@ func TestMessageSearchUsesIndexes(t *testing.T) {
 	defer conn.Close(ctx)
 	// 20,000 messages from 40 senders over 20 days, 2% rejected, with
 	// routing rows; then fresh statistics.
-	_, err = conn.Exec(ctx, `
-		INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, sending_application, sending_facility,
-			message_type, trigger_event, control_id, patient_key, partition_key, status, ack_code, duplicate_count)
-		SELECT gen_random_uuid(), now() - (i || ' minutes')::interval * 1.44, 'l', '127.0.0.1:1', convert_to('MSH|' || i, 'UTF8'), '\x00',
-			'APP' || (i % 40), 'FAC' || (i % 7), (ARRAY['ADT', 'ORU', 'ORM'])[1 + i % 3], (ARRAY['A01', 'R01', 'O01', 'A08'])[1 + i % 4],
-			'CID' || i, 'HOSP/P' || (i % 3000), i % 1000, CASE WHEN i % 50 = 0 THEN 'rejected' ELSE 'accepted' END,
-			CASE WHEN i % 50 = 0 THEN 'AR' ELSE 'AA' END, CASE WHEN i % 500 = 0 THEN 1 ELSE 0 END
-		FROM generate_series(1, 20000) i;
+	_, err = conn.Exec(ctx, seedMessages+`
 		INSERT INTO message_routing (message_id, status, routed_at)
 		SELECT id, CASE WHEN control_id LIKE '%7' THEN 'unrouted' WHEN control_id LIKE '%33' THEN 'dead_lettered' ELSE 'routed' END, now()
 		FROM messages WHERE status = 'accepted';

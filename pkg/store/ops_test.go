@@ -26,13 +26,7 @@ func TestOpsSummaryUsesIndexes(t *testing.T) {
 	defer conn.Close(ctx)
 	// 20,000 messages from 40 senders over 20 days, 2% rejected, routed
 	// by one or two of five routes; 300 dead letters, 20 open.
-	_, err = conn.Exec(ctx, `
-		INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, sending_application, sending_facility,
-			message_type, trigger_event, control_id, patient_key, partition_key, status, ack_code)
-		SELECT gen_random_uuid(), now() - (i || ' minutes')::interval * 1.44, 'l', '127.0.0.1:1', convert_to('MSH|' || i, 'UTF8'), '\x00',
-			'APP' || (i % 40), 'FAC' || (i % 7), 'ORU', 'R01', 'CID' || i, 'HOSP/P' || (i % 3000), i % 1000,
-			CASE WHEN i % 50 = 0 THEN 'rejected' ELSE 'accepted' END, CASE WHEN i % 50 = 0 THEN 'AR' ELSE 'AA' END
-		FROM generate_series(1, 20000) i;
+	_, err = conn.Exec(ctx, seedMessages+`
 		INSERT INTO message_routing (message_id, status, routes, routed_at)
 		SELECT id, CASE WHEN control_id LIKE '%7' THEN 'unrouted' ELSE 'routed' END,
 			ARRAY['route' || (length(control_id) % 5), 'news2'], received_at
