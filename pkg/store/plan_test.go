@@ -74,7 +74,7 @@ func TestDuplicateLookupStaysIndexedAsTheTableGrows(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
 		t.Fatal(err)
 	}
-	explain := `EXPLAIN ` + strings.NewReplacer("$1", "'LAB'", "$2", "'HOSP'", "$3", "'C100'", "$4", "now() - interval '1 day'", "$5", "'{}'").Replace(store.DuplicatesSQL)
+	explain := `EXPLAIN ` + strings.NewReplacer("$1", "'{LAB,LAB}'", "$2", "'{HOSP,HOSP}'", "$3", "'{C100,C200}'", "$4", "now() - interval '1 day'", "$5", "'{}'").Replace(store.DuplicatesSQL)
 	rows, err := tx.Query(ctx, explain)
 	if err != nil {
 		t.Fatal(err)
