@@ -158,8 +158,8 @@ func alertArgs(a *Alert) []any {
 	if !a.ResolvedAt.IsZero() {
 		resolvedAt = &a.ResolvedAt
 	}
-	return []any{a.ID, a.PatientKey, clean(a.PatientID), a.Rule, a.Score, a.Severity, a.Level, a.Status, a.RaisedAt, a.UpdatedAt,
-		a.LastNotifiedAt, a.ScoreEventID, a.ScoreAt, a.MessageID, ackBy, ackAt, resolvedAt}
+	return []any{[16]byte(a.ID), a.PatientKey, clean(a.PatientID), a.Rule, a.Score, a.Severity, a.Level, a.Status, a.RaisedAt, a.UpdatedAt,
+		a.LastNotifiedAt, [16]byte(a.ScoreEventID), a.ScoreAt, [16]byte(a.MessageID), ackBy, ackAt, resolvedAt}
 }
 
 const queueDeliverySQL = `INSERT INTO deliveries (event_id, alert_id, destination, kind) VALUES ($1, $2, $3, $4)
@@ -356,14 +356,17 @@ func (p *Pipeline) LatestValues(patientKey string, at time.Time, freshness map[s
 // batch's messages after the one being scored, which arrived after it)
 // are left out.
 func (p *Pipeline) LatestObservedAt(patientKey string, params, statuses []string, exclude []uuid.UUID, dst map[string]time.Time) {
-	if exclude == nil {
-		exclude = []uuid.UUID{} // <> ALL(NULL) would exclude everything
+	// [16]byte: pgx encodes uuid.UUID elements through their
+	// driver.Valuer, a string formatted and parsed again.
+	ids := make([][16]byte, len(exclude)) // never nil: <> ALL(NULL) would exclude everything
+	for i, id := range exclude {
+		ids[i] = id
 	}
 	p.b.Queue(`SELECT parameter, max(observed_at) FROM observations
 		WHERE patient_key = $1 AND parameter = ANY($2) AND status = ANY($3) AND status NOT IN ('D', 'W')
 		  AND message_id <> ALL($4::uuid[])
 		GROUP BY parameter`,
-		p.t.StateKey(patientKey), params, statuses, exclude).Query(func(rows pgx.Rows) error {
+		p.t.StateKey(patientKey), params, statuses, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var prm string
 			var at time.Time
@@ -460,7 +463,7 @@ func (p *Pipeline) InsertEvents(rows []EventRow) {
 	for i := range rows {
 		e := &rows[i]
 		p.b.Queue(insertEventSQL,
-			e.ID, e.Type, e.OccurredAt, e.MessageID, nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
+			[16]byte(e.ID), e.Type, e.OccurredAt, [16]byte(e.MessageID), nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
 			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
 	}
 }
@@ -476,7 +479,7 @@ var ErrScoreNotCurrent = errors.New("store: score currency differs from expected
 // CurrentScores), and Run fails with ErrScoreNotCurrent if the server
 // disagrees.
 func (p *Pipeline) SaveScore(patientKey string, s Score, current bool) {
-	p.b.Queue(saveScoreSQL, p.t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, s.EventID).Exec(func(tag pgconn.CommandTag) error {
+	p.b.Queue(saveScoreSQL, p.t.StateKey(patientKey), s.Score, s.At, s.Total, nullable(s.Risk), s.Complete, [16]byte(s.EventID)).Exec(func(tag pgconn.CommandTag) error {
 		if (tag.RowsAffected() == 1) != current {
 			return fmt.Errorf("save score %s at %s: %w", s.Score, s.At.UTC().Format(time.RFC3339Nano), ErrScoreNotCurrent)
 		}
