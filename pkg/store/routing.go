@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Work is one outbox row ready for the router, with its message.
@@ -221,15 +222,25 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 		}
 		b := &pgx.Batch{}
 		now := time.Now()
+		run := newEventRun()
 		for _, p := range batch {
 			for _, f := range p.Facts {
-				queueFacts(b, f, links)
+				queueFacts(run.after, f, links)
 			}
 			for i := range p.Events {
-				queueEvent(b, &p.Events[i], links)
+				e := &p.Events[i]
+				if replacesKey(e, stateKey(e.PatientKey, links)) != nil {
+					// Its insert reads the observation it replaces, as the
+					// statements before it have left it.
+					run.flush(b)
+					queueEvent(b, e, links)
+					continue
+				}
+				run.add(e, links)
 			}
-			queueOutcome(b, p, now)
+			queueOutcome(run.after, p, now)
 		}
+		run.flush(b)
 		b.Queue(`DELETE FROM outbox WHERE id = ANY($1)`, ids)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("write events: %w", err)
@@ -370,14 +381,6 @@ func nullable(s string) *string {
 // observations a second, the two were a fifth of its CPU.
 func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
 	key := stateKey(e.PatientKey, links)
-	// A correction or retraction names the event whose value it replaces:
-	// the observation's current version, read by this statement, which
-	// runs after the state changes of the batch's earlier events and
-	// before this event's own.
-	var replacesKey *string
-	if o := e.Observation; o != nil && key != "" && (o.Change == ObservationCorrect || o.Change == ObservationRetract) {
-		replacesKey = &o.Key
-	}
 	b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
 			CASE WHEN $13::text IS NULL THEN $11::jsonb
@@ -386,7 +389,24 @@ func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
 			END)
 		ON CONFLICT (id) DO NOTHING`,
 		[16]byte(e.ID), e.Type, e.OccurredAt, [16]byte(e.MessageID), nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
-		clean(e.Source), e.Route, e.SchemaVersion, e.Payload, key, replacesKey)
+		clean(e.Source), e.Route, e.SchemaVersion, e.Payload, key, replacesKey(e, key))
+	queueEventState(b, e, key, links)
+}
+
+// replacesKey is the observation a correction or retraction replaces: its
+// insert reads the observation's current version to name the event it
+// replaces, so it must run after the state changes of the batch's earlier
+// events and before its own. Nil for every other event.
+func replacesKey(e *EventRow, key string) *string {
+	if o := e.Observation; o != nil && key != "" && (o.Change == ObservationCorrect || o.Change == ObservationRetract) {
+		return &o.Key
+	}
+	return nil
+}
+
+// queueEventState queues the per-patient state changes of an event whose
+// row is (or is queued to be) inserted before them.
+func queueEventState(b *pgx.Batch, e *EventRow, key string, links map[string]string) {
 	if key == "" {
 		return
 	}
@@ -468,6 +488,66 @@ func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
 		b.Queue(`DELETE FROM observations WHERE patient_key = $1`, prior)
 		b.Queue(`UPDATE patients SET status = 'merged', updated_at = now() WHERE patient_key = $1`, prior)
 	}
+}
+
+// eventRun gathers a run of consecutive events that replace nothing, to
+// insert them by one statement over arrays rather than one each (a
+// monitor result's 10 to 20 observations were as many statements), and
+// holds the statements that must follow their rows (their state changes,
+// the messages' facts and outcomes) in their original order. A
+// correction or retraction ends the run: its insert reads what the
+// statements before it left.
+type eventRun struct {
+	id, messageID                      pgtype.FlatArray[[16]byte]
+	typ, source, route                 pgtype.FlatArray[string]
+	occurredAt                         pgtype.FlatArray[time.Time]
+	patientID, patientKey, encounterID pgtype.FlatArray[pgtype.Text]
+	schemaVersion                      pgtype.FlatArray[int32]
+	payload                            pgtype.FlatArray[[]byte]
+	after                              *pgx.Batch
+}
+
+func newEventRun() *eventRun { return &eventRun{after: &pgx.Batch{}} }
+
+func (r *eventRun) add(e *EventRow, links map[string]string) {
+	text := func(s string) pgtype.Text {
+		if s == "" {
+			return pgtype.Text{}
+		}
+		return pgtype.Text{String: clean(s), Valid: true}
+	}
+	r.id = append(r.id, e.ID)
+	r.messageID = append(r.messageID, e.MessageID)
+	r.typ = append(r.typ, e.Type)
+	r.occurredAt = append(r.occurredAt, e.OccurredAt)
+	r.patientID = append(r.patientID, text(e.PatientID))
+	r.patientKey = append(r.patientKey, text(e.PatientKey))
+	r.encounterID = append(r.encounterID, text(e.EncounterID))
+	r.source = append(r.source, clean(e.Source))
+	r.route = append(r.route, e.Route)
+	r.schemaVersion = append(r.schemaVersion, int32(e.SchemaVersion))
+	r.payload = append(r.payload, e.Payload)
+	queueEventState(r.after, e, stateKey(e.PatientKey, links), links)
+}
+
+// insertEventsSQL inserts a run of events; unnest keeps their order, so
+// their seq follows it as one statement per event did.
+const insertEventsSQL = `INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::int4[], $11::jsonb[])
+	ON CONFLICT (id) DO NOTHING`
+
+// flush queues the run's events, then the statements that follow them,
+// and starts an empty run.
+func (r *eventRun) flush(b *pgx.Batch) {
+	if len(r.id) > 0 {
+		b.Queue(insertEventsSQL, r.id, r.typ, r.occurredAt, r.messageID, r.patientID, r.patientKey, r.encounterID,
+			r.source, r.route, r.schemaVersion, r.payload)
+	}
+	for _, q := range r.after.QueuedQueries {
+		b.Queue(q.SQL, q.Arguments...)
+	}
+	*r = *newEventRun()
 }
 
 func queueOutcome(b *pgx.Batch, p Processed, now time.Time) {
