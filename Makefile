@@ -14,7 +14,7 @@ FUZZCITIME ?= 200000x
 
 .PHONY: help
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
 build: ## Build the binaries into bin/
@@ -40,6 +40,11 @@ test: ## Run every test (unit, corpus, fuzz seeds, integration against real Post
 bench: build ## Measure the engine (about 3 min): PostgreSQL's ceiling, the listener at 1-256 connections, memory, the router at 1,000 msg/s; Markdown + bin/bench.json; fresh database aorta_bench on run's server; ARGS go to hl7load bench
 	@./scripts/deps
 	$(BIN)/hl7load bench --bin $(BIN) $(ARGS)
+
+.PHONY: bench-console
+bench-console: build ## Time the API's and console's main views with 1,000,000 stored messages (about 2-6 min: seed by COPY, then 50 requests per view, alone and from 4 clients); Markdown + bin/consolebench.json; fresh database aorta_consolebench on run's server; ARGS go to hl7load consolebench (--reuse keeps the seed)
+	@./scripts/deps
+	$(BIN)/hl7load consolebench --bin $(BIN) $(ARGS)
 
 .PHONY: gobench
 gobench: ## Run the Go benchmarks (parser, ACK, framing, ingest, router); GOBENCH selects them (default .)

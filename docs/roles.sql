@@ -35,6 +35,11 @@ BEGIN
     CREATE ROLE aorta_api NOLOGIN;
 EXCEPTION WHEN duplicate_object THEN NULL;
 END $$;
+DO $$
+BEGIN
+    CREATE ROLE aorta_retention NOLOGIN;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
 
 -- Connecting and finding the tables (PUBLIC usually has both already; an
 -- installation that revoked them from PUBLIC needs these).
@@ -72,6 +77,9 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON routers TO aorta_router;
 GRANT SELECT, INSERT ON events TO aorta_router;
 GRANT SELECT, INSERT, UPDATE ON message_routing, patients, patient_links, scores, alerts, deliveries TO aorta_router;
 GRANT SELECT, INSERT, UPDATE, DELETE ON observations TO aorta_router;
+-- The ops summary's counts and the idle-feed states (docs/router.md, "Feeds").
+GRANT SELECT, INSERT, UPDATE, DELETE ON ops_watermarks, ops_senders, ops_sender_counts, ops_route_counts, feed_status
+    TO aorta_router;
 GRANT SELECT, INSERT ON dead_letters, audit_log TO aorta_router;
 
 -- The HTTP API (pkg/api, served by the router today, so the router is a
@@ -88,9 +96,23 @@ GRANT INSERT ON outbox, events, deliveries, audit_log TO aorta_api;
 GRANT INSERT, UPDATE ON patients TO aorta_api;
 GRANT UPDATE ON alerts TO aorta_api;
 GRANT UPDATE (resolved_at, resolution, resolved_by) ON dead_letters TO aorta_api;
+GRANT SELECT ON ops_watermarks, ops_senders, ops_sender_counts, ops_route_counts, feed_status TO aorta_api;
 GRANT SELECT ON api_tokens TO aorta_api;
 GRANT UPDATE (last_used_at) ON api_tokens TO aorta_api;
+-- The web console (docs/console.md) keeps its sessions server-side.
+GRANT SELECT, INSERT, DELETE ON console_sessions TO aorta_api;
+GRANT UPDATE (last_seen_at) ON console_sessions TO aorta_api;
 GRANT aorta_api TO aorta_router;
+
+-- Retention (docs/operations.md, "Retention") is the only thing that
+-- deletes stored messages, events and audit rows, so it has a role of its
+-- own rather than the router's: grant it to the router's login only where
+-- the router runs the passes (--retain-*), or give it to a separate login
+-- that runs "router retention" from a scheduled job.
+GRANT SELECT ON messages, batches, outbox, message_routing, events, observations, dead_letters, scores, alerts,
+    deliveries, audit_log TO aorta_retention;
+GRANT DELETE ON messages, batches, message_routing, events, observations, dead_letters, audit_log TO aorta_retention;
+GRANT INSERT ON audit_log TO aorta_retention;
 
 -- Example LOGIN users, one per process, members of the group roles. Give
 -- each running instance its own user if you want pg_stat_activity and the

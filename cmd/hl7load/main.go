@@ -12,6 +12,8 @@
 //
 //	hl7load [flags]         send load to a listener (127.0.0.1:2575)
 //	hl7load bench [flags]   what make bench runs (internal/benchrun)
+//	hl7load consolebench [flags]
+//	                        what make bench-console runs (internal/consolebench)
 //
 // It sends to loopback only unless --allow-remote, and always stops by
 // itself: after --count messages (10,000 when neither --count nor
@@ -50,9 +52,12 @@ const (
 
 func main() {
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "bench" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "bench":
 		err = runBench(os.Args[2:], os.Stdout, os.Stderr)
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "consolebench":
+		err = runConsoleBench(os.Args[2:], os.Stdout, os.Stderr)
+	default:
 		err = run(os.Args[1:], os.Stdout, os.Stderr)
 	}
 	if err != nil {
@@ -168,7 +173,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hl7load", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: hl7load [flags]\n       hl7load bench [flags]   (make bench; hl7load bench -h)\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: hl7load [flags]\n       hl7load bench [flags]   (make bench; hl7load bench -h)\n       hl7load consolebench [flags]   (make bench-console; hl7load consolebench -h)\n\n"+
 			"Sends a realistic mix of HL7 v2 messages for fictional patients to an MLLP\n"+
 			"listener over --conns connections, each waiting for its ACK, and reports\n"+
 			"messages/s, ACK latency, ACK codes and errors. Ctrl-C prints the partial\n"+

@@ -32,6 +32,7 @@ import (
 	"github.com/aortahealth/aorta/pkg/ingest"
 	"github.com/aortahealth/aorta/pkg/mllp"
 	"github.com/aortahealth/aorta/pkg/store"
+	"github.com/aortahealth/aorta/pkg/tlsfiles"
 )
 
 func main() {
@@ -69,12 +70,12 @@ func run(args []string) error {
 
 	// The TLS files are read before waiting for the database, so that a
 	// wrong path fails at once.
-	var certs *mllp.TLSReloader
+	var certs *tlsfiles.Reloader
 	if cmd == "serve" && cfg.TLSCert != "" {
 		// They are looked at again, at most once a second, at handshakes:
 		// a renewed certificate needs no restart and no signal.
-		if certs, err = mllp.NewTLSReloader(mllp.TLSFiles{
-			CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, ClientCAFile: cfg.TLSClientCA, Logger: log,
+		if certs, err = tlsfiles.NewReloader(tlsfiles.Files{
+			CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, ClientCAFile: cfg.TLSClientCA, Logger: log, Component: "mllp",
 		}); err != nil {
 			return err
 		}
@@ -107,7 +108,7 @@ func run(args []string) error {
 }
 
 // serve runs the listener until ctx ends. certs is nil for plain MLLP.
-func serve(ctx context.Context, cfg config, st *store.Store, certs *mllp.TLSReloader, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config, st *store.Store, certs *tlsfiles.Reloader, log *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	icfg := cfg.ingestConfig()

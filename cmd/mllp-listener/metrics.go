@@ -4,6 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aortahealth/aorta/pkg/mllp"
+	"github.com/aortahealth/aorta/pkg/tlsfiles"
 )
 
 // registerServerStats exposes the MLLP server's counters. They are read
@@ -53,7 +54,7 @@ func registerServerStats(reg prometheus.Registerer, srv *mllp.Server) {
 
 // registerTLSStats exposes the certificate reloader's counters and the
 // expiry of the certificate being served.
-func registerTLSStats(reg prometheus.Registerer, certs *mllp.TLSReloader) {
+func registerTLSStats(reg prometheus.Registerer, certs *tlsfiles.Reloader) {
 	reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "aorta_mllp_tls_reloads_total", Help: "Changes of the TLS certificate, key or client CA files that were loaded.",

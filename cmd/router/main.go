@@ -10,6 +10,7 @@
 //	router replay [filters] [flags]   queue stored messages to be routed again
 //	router migrate [flags]            apply database migrations and exit
 //	router token create|list|revoke   manage the HTTP API's bearer tokens
+//	router retention [--dry-run]      delete old messages, events and audit rows now
 //
 // Every flag has an environment variable; run `router <command> -h`.
 package main
@@ -46,7 +47,7 @@ func run(args []string) error {
 	cmd := "serve"
 	if len(args) > 0 {
 		switch args[0] {
-		case "serve", "check", "test", "replay", "migrate", "token":
+		case "serve", "check", "test", "replay", "migrate", "token", "retention":
 			cmd, args = args[0], args[1:]
 		}
 	}
@@ -62,6 +63,8 @@ func run(args []string) error {
 		return runMigrate(ctx, args)
 	case "token":
 		return runToken(ctx, args)
+	case "retention":
+		return runRetention(ctx, args)
 	}
 	return runServe(ctx, args)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,10 +21,13 @@ import (
 	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/admin"
 	"github.com/aortahealth/aorta/pkg/api"
+	"github.com/aortahealth/aorta/pkg/console"
 	"github.com/aortahealth/aorta/pkg/delivery"
+	"github.com/aortahealth/aorta/pkg/retention"
 	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/router"
 	"github.com/aortahealth/aorta/pkg/store"
+	"github.com/aortahealth/aorta/pkg/tlsfiles"
 )
 
 const (
@@ -116,6 +120,14 @@ func runServe(ctx context.Context, args []string) error {
 	f.Duration(&rc.RetryBackoff, "retry-backoff", "ROUTER_RETRY_BACKOFF", router.DefaultRetryBackoff, "first retry delay, doubling per attempt")
 	f.Duration(&rc.ApplyTimeout, "apply-timeout", "ROUTER_APPLY_TIMEOUT", router.DefaultApplyTimeout, "bound on one batch's transaction; a stuck one is rolled back and retried")
 	f.Duration(&shutdown, "shutdown-timeout", "SHUTDOWN_TIMEOUT", defaultShutdownTimeout, "on SIGTERM/SIGINT, how long batches in flight may take to commit")
+	var rf retentionFlags
+	var retentionInterval time.Duration
+	rf.declare(f)
+	f.Duration(&retentionInterval, "retention-interval", "RETENTION_INTERVAL", retention.DefaultInterval, "how often this router runs a retention pass (one router at a time in a cluster)")
+	apiTLS := tlsfiles.Files{Component: "api"}
+	f.String(&apiTLS.CertFile, "api-tls-cert", "API_TLS_CERT", "", "PEM certificate (with intermediates) to serve the API address over HTTPS only; re-read when the file changes (empty: plain HTTP)")
+	f.String(&apiTLS.KeyFile, "api-tls-key", "API_TLS_KEY", "", "PEM private key of --api-tls-cert")
+	f.String(&apiTLS.ClientCAFile, "api-tls-client-ca", "API_TLS_CLIENT_CA", "", "PEM CA bundle: every API client must then present a certificate it signed (mutual TLS, besides the token)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -130,6 +142,26 @@ func runServe(ctx context.Context, args []string) error {
 	routes, err := loadRoutes(routesFile)
 	if err != nil {
 		return err
+	}
+	// So are the API's TLS files: a wrong path fails at once.
+	var apiCerts *tlsfiles.Reloader
+	switch {
+	case apiTLS.CertFile == "" && apiTLS.KeyFile == "" && apiTLS.ClientCAFile == "":
+	case apiTLS.CertFile == "" || apiTLS.KeyFile == "":
+		return errors.New("API TLS needs both --api-tls-cert and --api-tls-key (API_TLS_CERT, API_TLS_KEY)")
+	case apiAddr == "":
+		return errors.New("--api-tls-cert is set but the API is disabled (--api-addr is empty)")
+	default:
+		if _, err = tlsfiles.NewReloader(apiTLS); err != nil {
+			return err
+		}
+	}
+	policy, err := rf.policy()
+	if err != nil {
+		return err
+	}
+	if policy.Enabled() && retentionInterval <= 0 {
+		return fmt.Errorf("--retention-interval=%s: want a positive duration", retentionInterval)
 	}
 	st, log, err := d.open(ctx)
 	if err != nil {
@@ -147,6 +179,20 @@ func runServe(ctx context.Context, args []string) error {
 	deliveries := delivery.New(st, destinationsOf(routes), delivery.Options{Logger: log, Metrics: delivery.NewMetrics(reg, st)})
 	rc.OnDeliveries = deliveries.Wake
 	rt := router.New(st, routes, rc)
+	// The ops watcher keeps the ops summary's counts and watches the
+	// routes.yaml feeds for silence; it reads the routes at every check, so
+	// a reload applies at the next one.
+	ops := router.NewOpsWatcher(st, rt.Routes, router.OpsConfig{Logger: log, Metrics: router.NewFeedMetrics(reg), OnDeliveries: deliveries.Wake})
+	if apiTLS.CertFile != "" {
+		// Loaded again now that there is a log for its reloads: it is
+		// re-read at handshakes (at most once a second), as the MLLP
+		// listener's is, so a renewed certificate needs no restart.
+		apiTLS.Logger = log
+		if apiCerts, err = tlsfiles.NewReloader(apiTLS); err != nil {
+			return err
+		}
+		registerAPITLS(reg, apiCerts)
+	}
 
 	var reloadMu sync.Mutex
 	reload := func(reason string) error {
@@ -206,13 +252,36 @@ func runServe(ctx context.Context, args []string) error {
 		// Event streams outlive the timeouts below (each clears its read
 		// deadline and bounds its own writes) and end when Shutdown begins.
 		streamsDone := make(chan struct{})
-		h := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log, Done: streamsDone})
+		apiHandler := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log, Done: streamsDone})
+		// The web console shares the API's address, tokens and roles
+		// (docs/console.md): /console/ is the console, / leads to it, and
+		// everything else is the API's (which answers 401 or 404).
+		consoleHandler, err := console.Handler(console.Config{Store: st, Router: rt, Logger: log, Done: streamsDone})
+		if err != nil {
+			return err
+		}
+		h := http.NewServeMux()
+		h.Handle("/console/", consoleHandler)
+		h.Handle("/console", consoleHandler)
+		h.Handle("GET /{$}", http.RedirectHandler("/console/", http.StatusFound))
+		h.Handle("/", apiHandler)
 		apiSrv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: apiReadTimeout,
 			WriteTimeout: api.DefaultRequestTimeout + 10*time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 16 << 10}
 		var closeStreams sync.Once
 		apiSrv.RegisterOnShutdown(func() { closeStreams.Do(func() { close(streamsDone) }) })
+		// net/http's own errors (a failed TLS handshake, say) go to the
+		// structured log too.
+		apiSrv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+		if apiCerts != nil {
+			// Every connection must complete a TLS handshake (1.2 or later)
+			// first; a plain HTTP request gets net/http's 400 "client sent
+			// an HTTP request to an HTTPS server" and nothing else.
+			ln = tls.NewListener(ln, apiCerts.Config())
+			log.Info("API over TLS", "tls_cert", apiTLS.CertFile, "client_certificates_required", apiTLS.ClientCAFile != "",
+				"not_after", apiCerts.Stats().NotAfter.UTC())
+		}
 		go func() { httpErr <- apiSrv.Serve(ln) }()
-		log.Info("API listening", "addr", ln.Addr().String())
+		log.Info("API listening", "addr", ln.Addr().String(), "tls", apiCerts != nil)
 	}
 
 	log.Info("router ready", "id", rt.ID(), "routes_file", routesFile, "routes", len(routes.Routes),
@@ -223,6 +292,21 @@ func runServe(ctx context.Context, args []string) error {
 	go func() { runErr <- rt.Run(runCtx) }()
 	deliveryErr := make(chan error, 1)
 	go func() { deliveryErr <- deliveries.Run(runCtx) }()
+	opsDone := make(chan struct{})
+	go func() { defer close(opsDone); ops.Run(runCtx) }()
+	// Retention passes stop with the router: a batch in flight rolls
+	// back, and the next pass (on any router) carries on.
+	retentionDone := make(chan struct{})
+	if policy.Enabled() {
+		rr, err := retention.New(st, policy, retention.Options{Batch: rf.Batch, Logger: log, Metrics: retention.NewMetrics(reg)})
+		if err != nil {
+			return err
+		}
+		log.Info("retention enabled", "policy", policy.String(), "interval", retentionInterval, "batch", rf.Batch)
+		go func() { defer close(retentionDone); rr.Loop(runCtx, retentionInterval) }()
+	} else {
+		close(retentionDone)
+	}
 
 	var result error
 	select {
@@ -254,6 +338,16 @@ func runServe(ctx context.Context, args []string) error {
 		}
 	case <-deadline:
 		log.Warn("shutdown timeout passed with deliveries in flight; they are sent again after their lease")
+	}
+	select {
+	case <-opsDone:
+	case <-deadline:
+		log.Warn("shutdown timeout passed during an ops check; it rolls back")
+	}
+	select {
+	case <-retentionDone:
+	case <-deadline:
+		log.Warn("shutdown timeout passed during a retention pass; its batch in flight rolls back")
 	}
 	for _, srv := range []*http.Server{apiSrv, httpSrv} {
 		if srv != nil {
@@ -288,4 +382,20 @@ func destinationsOf(c *route.Config) map[string]delivery.Destination {
 		out[name] = dst
 	}
 	return out
+}
+
+// registerAPITLS exposes the API certificate reloader's counters and the
+// expiry of the certificate being served.
+func registerAPITLS(reg prometheus.Registerer, certs *tlsfiles.Reloader) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "aorta_api_tls_reloads_total", Help: "Changes of the API's TLS certificate, key or client CA files that were loaded.",
+		}, func() float64 { return float64(certs.Stats().Reloads) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "aorta_api_tls_reload_errors_total", Help: "Changes of the API's TLS files that could not be loaded; the previous certificate stayed in use.",
+		}, func() float64 { return float64(certs.Stats().Failures) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "aorta_api_tls_certificate_expiry_timestamp_seconds", Help: "When the API's TLS certificate being served expires, in Unix seconds.",
+		}, func() float64 { return float64(certs.Stats().NotAfter.Unix()) }),
+	)
 }

@@ -232,7 +232,7 @@ func (b *bench) run(ctx context.Context, rep *Report) error {
 		if err != nil {
 			return err
 		}
-		b.step("ceiling probe: COPY from %d connections, %d rows per commit: %s rows/s", conns, cfg.CeilingBatch, thousands(p.Rate))
+		b.step("ceiling probe: COPY from %d connections, %d rows per commit: %s rows/s", conns, cfg.CeilingBatch, Thousands(p.Rate))
 		rep.Probes = append(rep.Probes, p)
 		if p.Rate > rep.Ceiling.Rate {
 			rep.Ceiling = p
@@ -241,7 +241,7 @@ func (b *bench) run(ctx context.Context, rep *Report) error {
 	if rep.Commit, err = commitProbe(ctx, b.dbURL, rows, cfg.ProbeDuration); err != nil {
 		return err
 	}
-	b.step("commit probe: INSERT + COMMIT per message from 1 connection: %s rows/s", thousands(rep.Commit.Rate))
+	b.step("commit probe: INSERT + COMMIT per message from 1 connection: %s rows/s", Thousands(rep.Commit.Rate))
 	// The probes' rows stay, analysed, so that the listener meets a table
 	// with rows and statistics, as in production. (Emptied and analysed,
 	// the planner would take it for empty and plan the de-duplication
@@ -286,7 +286,7 @@ func (b *bench) run(ctx context.Context, rep *Report) error {
 		}
 		rep.Levels = append(rep.Levels, l)
 		b.step("listener, %d connections: %s messages/s (%.2f× ceiling), ACK %s, %.2f CPU s/1k msgs",
-			conns, thousands(l.Rate), l.XCeiling, l.Latency, l.ListenerCPU)
+			conns, Thousands(l.Rate), l.XCeiling, l.Latency, l.ListenerCPU)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -302,7 +302,7 @@ func (b *bench) run(ctx context.Context, rep *Report) error {
 	if err != nil {
 		return err
 	}
-	b.step("router ready (pid %d); offering %s messages/s for %v", b.router.pid(), thousands(cfg.RouterRate), cfg.RouterDuration)
+	b.step("router ready (pid %d); offering %s messages/s for %v", b.router.pid(), Thousands(cfg.RouterRate), cfg.RouterDuration)
 	if err := b.routing(ctx, mllpAddr, rep); err != nil {
 		return err
 	}

@@ -104,8 +104,8 @@ func TestMarkdown(t *testing.T) {
 
 func TestThousands(t *testing.T) {
 	for f, want := range map[float64]string{0: "0", 999.6: "1,000", 12345: "12,345", 1234567: "1,234,567", -4321: "-4,321"} {
-		if got := thousands(f); got != want {
-			t.Errorf("thousands(%v) = %q, want %q", f, got, want)
+		if got := Thousands(f); got != want {
+			t.Errorf("Thousands(%v) = %q, want %q", f, got, want)
 		}
 	}
 }

@@ -109,13 +109,13 @@ const grewThreshold = 0.01
 // person can paste into the README.
 func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "`make bench`, %s, %d-core machine (load average %.1f at the start), PostgreSQL %s (%s), mix %s, %s patients:\n\n",
-		r.Date, r.CPUs, r.LoadBefore, r.PostgreSQL, r.Server, r.Mix, thousands(float64(r.Patients)))
+		r.Date, r.CPUs, r.LoadBefore, r.PostgreSQL, r.Server, r.Mix, Thousands(float64(r.Patients)))
 	fmt.Fprintln(w, "| writer | messages/s | × ceiling | ACK p50 | p95 | p99 | max | CPU s / 1k msgs: listener + PostgreSQL |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|")
 	fmt.Fprintf(w, "| PostgreSQL ceiling: COPY, %d connections, %d-row commits | %s | 1.00 | | | | | %s |\n",
-		r.Ceiling.Conns, r.Ceiling.Batch, thousands(r.Ceiling.Rate), cpu(0, r.Ceiling.BackendCPU))
+		r.Ceiling.Conns, r.Ceiling.Batch, Thousands(r.Ceiling.Rate), cpu(0, r.Ceiling.BackendCPU))
 	fmt.Fprintf(w, "| PostgreSQL: INSERT + COMMIT per message, 1 connection | %s | %.2f | | | | | %s |\n",
-		thousands(r.Commit.Rate), ratio(r.Commit.Rate, r.Ceiling.Rate), cpu(0, r.Commit.BackendCPU))
+		Thousands(r.Commit.Rate), ratio(r.Commit.Rate, r.Ceiling.Rate), cpu(0, r.Commit.BackendCPU))
 	for _, l := range r.Levels {
 		x := fmt.Sprintf("%.2f", l.XCeiling)
 		if l.XCommit > 0 {
@@ -126,7 +126,7 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 			errs = fmt.Sprintf(", %d errors", n)
 		}
 		fmt.Fprintf(w, "| Aorta listener, %d connection%s%s | %s | %s | %s | %s | %s | %s | %s |\n",
-			l.Conns, plural(l.Conns), errs, thousands(l.Rate), x,
+			l.Conns, plural(l.Conns), errs, Thousands(l.Rate), x,
 			loadgen.Millis(l.Latency.P50), loadgen.Millis(l.Latency.P95), loadgen.Millis(l.Latency.P99), loadgen.Millis(l.Latency.Max), cpu(l.ListenerCPU, l.BackendCPU))
 	}
 	fmt.Fprintln(w)
@@ -136,11 +136,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| listener peak RSS (VmHWM) | %s |\n", mib(r.Listener.PeakRSSKiB))
 	perConn := float64(r.Listener.IdleConnsRSSKiB-r.Listener.IdleRSSKiB) / float64(max(r.Listener.IdleConns, 1))
 	fmt.Fprintf(w, "| listener RSS idle, then with %s idle connections | %s, %s (%.0f KiB per connection) |\n",
-		thousands(float64(r.Listener.IdleConns)), mib(r.Listener.IdleRSSKiB), mib(r.Listener.IdleConnsRSSKiB), perConn)
+		Thousands(float64(r.Listener.IdleConns)), mib(r.Listener.IdleRSSKiB), mib(r.Listener.IdleConnsRSSKiB), perConn)
 	fmt.Fprintf(w, "| router peak RSS; CPU s / 1k msgs (listener's) | %s; %.2f (%.2f) |\n", mib(ro.RouterPeakKiB), ro.RouterCPU, ro.ListenerCPU)
 	fmt.Fprintf(w, "| with the router, %s msg/s offered for %v | %s msg/s acknowledged, ACK p99 %s |\n",
-		thousands(ro.Offered), time.Duration(ro.Duration).Round(time.Second), thousands(ro.Rate), loadgen.Millis(ro.Latency.P99))
-	fmt.Fprintf(w, "| ACK→event p50, p99 | %s, %s (%s messages) |\n", loadgen.Millis(ro.Event.P50), loadgen.Millis(ro.Event.P99), thousands(float64(ro.Event.Count)))
+		Thousands(ro.Offered), time.Duration(ro.Duration).Round(time.Second), Thousands(ro.Rate), loadgen.Millis(ro.Latency.P99))
+	fmt.Fprintf(w, "| ACK→event p50, p99 | %s, %s (%s messages) |\n", loadgen.Millis(ro.Event.P50), loadgen.Millis(ro.Event.P99), Thousands(float64(ro.Event.Count)))
 	fmt.Fprintf(w, "| ACK→alert p50, p99 | %s |\n", alertText(ro.Alert))
 	verdict := "kept up"
 	if ro.BacklogGrew {
@@ -152,10 +152,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 	drain := ""
 	if ro.DrainRate > 0 {
-		drain = fmt.Sprintf(" (the router alone: %s msg/s)", thousands(ro.DrainRate))
+		drain = fmt.Sprintf(" (the router alone: %s msg/s)", Thousands(ro.DrainRate))
 	}
 	fmt.Fprintf(w, "| outbox backlog during the load | %s: max %s rows, %s at the end, %+.0f rows/s, empty %v after%s%s |\n",
-		verdict, thousands(float64(ro.BacklogMax)), thousands(float64(ro.BacklogEnd)), ro.BacklogGrowth,
+		verdict, Thousands(float64(ro.BacklogMax)), Thousands(float64(ro.BacklogEnd)), ro.BacklogGrowth,
 		time.Duration(ro.DrainedAfter).Round(100*time.Millisecond), drain, pending)
 }
 
@@ -176,7 +176,7 @@ func alertText(s loadgen.Summary) string {
 	if s.Count == 0 {
 		return "no alerts"
 	}
-	return fmt.Sprintf("%s, %s (%s alerts)", loadgen.Millis(s.P50), loadgen.Millis(s.P99), thousands(float64(s.Count)))
+	return fmt.Sprintf("%s, %s (%s alerts)", loadgen.Millis(s.P50), loadgen.Millis(s.P99), Thousands(float64(s.Count)))
 }
 
 func ratio(a, b float64) float64 {
@@ -203,8 +203,8 @@ func plural(n int) string {
 
 func mib(kib int64) string { return fmt.Sprintf("%.0f MiB", float64(kib)/1024) }
 
-// thousands writes f rounded, with commas: 12,345.
-func thousands(f float64) string {
+// Thousands writes f rounded, with commas: 12,345.
+func Thousands(f float64) string {
 	s := fmt.Sprintf("%.0f", f)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

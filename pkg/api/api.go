@@ -111,8 +111,7 @@ func orDefault[T time.Duration | int](v, def T) T {
 	return v
 }
 
-// Handler returns the API's routes, every one behind authentication.
-func Handler(cfg Config) chi.Router {
+func newAPI(cfg Config) *API {
 	a := &API{store: cfg.Store, router: cfg.Router, reload: cfg.Reload, registry: cfg.Registry,
 		log: cfg.Logger, timeout: cfg.RequestTimeout, now: cfg.Now,
 		streamPoll:         orDefault(cfg.StreamPoll, DefaultStreamPoll),
@@ -129,13 +128,19 @@ func Handler(cfg Config) chi.Router {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	return a
+}
+
+// Handler returns the API's routes, every one behind authentication.
+func Handler(cfg Config) chi.Router {
+	a := newAPI(cfg)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, a.logRequests, a.deadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, errNoRoute) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, errNoMethod) })
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(a.authenticate)
-		read, body, analyse, clinical := a.require(permRead), a.require(permBody), a.require(permAnalyse), a.require(permClinical)
+		read, body, analyse, clinical := a.require(PermRead), a.require(PermBody), a.require(PermAnalyse), a.require(PermClinical)
 
 		// A routes file may be larger than any JSON body; limits nest (the
 		// smaller wins), so it is outside the JSON group.
@@ -170,6 +175,16 @@ func Handler(cfg Config) chi.Router {
 		})
 	})
 	return r
+}
+
+// StreamHandler returns the event stream (GET /api/v1/events/stream, its
+// query parameters and answers) without the API's authentication, for a
+// front end that authenticates its requests itself and puts the token in
+// the context with WithPrincipal (pkg/console). It has no request
+// deadline, as in the API. Its per-token stream limit is its own, apart
+// from the API's.
+func StreamHandler(cfg Config) http.Handler {
+	return http.HandlerFunc(newAPI(cfg).streamEvents)
 }
 
 // deadline gives every request the API's timeout, but the event stream,
@@ -262,25 +277,39 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, errNoMethod):
 		code, msg = http.StatusMethodNotAllowed, err.Error()
-	case errors.Is(err, store.ErrNotFound):
-		code, msg = http.StatusNotFound, "not found"
-	case errors.Is(err, store.ErrAmbiguous):
-		code, msg = http.StatusConflict, "patient identifier used by several assigning authorities; give authority/id"
-	case errors.Is(err, store.ErrAlreadyResolved):
-		code, msg = http.StatusConflict, "dead letter already resolved"
-	case errors.Is(err, store.ErrNotRoutable):
-		code, msg = http.StatusConflict, "message was rejected or ignored when received, so it is never routed"
-	case errors.Is(err, context.DeadlineExceeded):
-		code, msg = http.StatusServiceUnavailable, "request timed out; try again or narrow it"
-	case errors.Is(err, context.Canceled):
-		code, msg = 499, "request cancelled" // the client has gone; nobody reads this
-	case store.IsTransient(err):
-		code, msg = http.StatusServiceUnavailable, "database unavailable; try again"
+	default:
+		if c, m, ok := StoreStatus(err); ok {
+			code, msg = c, m
+		}
 	}
 	if code >= 500 {
 		a.log.Error("api request failed", "method", r.Method, "route", routePattern(r), "status", code, "err", err)
 	}
 	writeJSON(w, code, map[string]string{"error": msg})
+}
+
+// StoreStatus maps what the store's reads and actions fail with to an
+// HTTP status and a message that may be shown (never the error itself,
+// which may name a statement): the part of the error mapping the API and
+// the web console share. ok is false for any other error.
+func StoreStatus(err error) (code int, msg string, ok bool) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return http.StatusNotFound, "not found", true
+	case errors.Is(err, store.ErrAmbiguous):
+		return http.StatusConflict, "patient identifier used by several assigning authorities; give authority/id", true
+	case errors.Is(err, store.ErrAlreadyResolved):
+		return http.StatusConflict, "dead letter already resolved", true
+	case errors.Is(err, store.ErrNotRoutable):
+		return http.StatusConflict, "message was rejected or ignored when received, so it is never routed", true
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "request timed out; try again or narrow it", true
+	case errors.Is(err, context.Canceled):
+		return 499, "request cancelled", true // the client has gone; nobody reads this
+	case store.IsTransient(err):
+		return http.StatusServiceUnavailable, "database unavailable; try again", true
+	}
+	return 0, "", false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -37,24 +37,26 @@ func ParseRole(s string) (Role, error) {
 	return "", fmt.Errorf("unknown role %q: give viewer, analyst, clinician or admin", s)
 }
 
-// permission is one thing a role may do.
-type permission string
+// Permission is one thing a role may do. pkg/console enforces the same
+// permissions as the API through Role.May.
+type Permission string
 
 const (
-	permRead     permission = "read"        // metadata, events, alerts, scores, dead letters, routes
-	permBody     permission = "read bodies" // raw message bodies and their parsed trees
-	permAnalyse  permission = "reprocess"   // reprocess messages, resolve dead letters, reload and validate routes
-	permClinical permission = "act clinically"
+	PermRead     Permission = "read"        // metadata, events, alerts, scores, dead letters, routes
+	PermBody     Permission = "read bodies" // raw message bodies and their parsed trees
+	PermAnalyse  Permission = "reprocess"   // reprocess messages, resolve dead letters, reload and validate routes
+	PermClinical Permission = "act clinically"
 )
 
-var rolePermissions = map[Role][]permission{
-	RoleViewer:    {permRead},
-	RoleAnalyst:   {permRead, permBody, permAnalyse},
-	RoleClinician: {permRead, permClinical},
-	RoleAdmin:     {permRead, permBody, permAnalyse, permClinical},
+var rolePermissions = map[Role][]Permission{
+	RoleViewer:    {PermRead},
+	RoleAnalyst:   {PermRead, PermBody, PermAnalyse},
+	RoleClinician: {PermRead, PermClinical},
+	RoleAdmin:     {PermRead, PermBody, PermAnalyse, PermClinical},
 }
 
-func (r Role) may(p permission) bool { return slices.Contains(rolePermissions[r], p) }
+// May reports whether the role has the permission.
+func (r Role) May(p Permission) bool { return slices.Contains(rolePermissions[r], p) }
 
 // Token format: a fixed prefix, so that a leaked token is recognisable (and
 // secret scanners can find it), then 32 random bytes in unpadded base64url.
@@ -96,6 +98,21 @@ func principalOf(ctx context.Context) principal {
 	return p
 }
 
+// WithPrincipal returns ctx carrying an authenticated token's name and
+// role, as the API's own authentication leaves them. It is for another
+// front end on the same tokens (pkg/console, which authenticates by a
+// session cookie) serving an API handler such as StreamHandler.
+func WithPrincipal(ctx context.Context, name string, role Role) context.Context {
+	return context.WithValue(ctx, principalKey{}, principal{name: name, role: role})
+}
+
+// LooksLikeToken reports whether s has the form of a token (the prefix and
+// the length), so that text that cannot be one is refused unhashed and
+// unlooked-up.
+func LooksLikeToken(s string) bool {
+	return len(s) == tokenLength && strings.HasPrefix(s, tokenPrefix)
+}
+
 // Errors of authentication, mapped to 401 and 403 by fail.
 var (
 	errNoToken      = errors.New("authentication required: send Authorization: Bearer <token>")
@@ -106,7 +123,7 @@ var (
 // forbiddenError is a 403: the token is valid, its role may not do this.
 type forbiddenError struct {
 	role Role
-	perm permission
+	perm Permission
 }
 
 func (e *forbiddenError) Error() string {
@@ -149,10 +166,10 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 }
 
 // require lets through only requests whose role has the permission.
-func (a *API) require(p permission) func(http.Handler) http.Handler {
+func (a *API) require(p Permission) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if pr := principalOf(r.Context()); !pr.role.may(p) {
+			if pr := principalOf(r.Context()); !pr.role.May(p) {
 				a.fail(w, r, &forbiddenError{role: pr.role, perm: p})
 				return
 			}

@@ -33,6 +33,11 @@ func TestOpsSummary(t *testing.T) {
 		[]any{f.msgs[msgAdmit], f.msgs[msgNoPatient], now.Add(-10 * time.Minute), now.Add(-2 * time.Minute)}, new(int))
 	f.query(`INSERT INTO dead_letters (message_id, route, error, attempts, resolved_at, resolution) VALUES ($1, 'adt', 'x', 1, now(), 'discarded') RETURNING 1`,
 		[]any{f.msgs[msgAdmit]}, new(int))
+	// Two watched feeds: the lab, found idle at 07:12 (as a router records
+	// it), and the PAS from any facility.
+	f.query(`INSERT INTO feed_status (name, sending_application, sending_facility, silence, state, watched_since, idle_since)
+		VALUES ('lab', 'LAB', 'HOSP', '2 minutes', 'idle', $1, $2), ('pas', 'PAS', '', '1 hour', 'active', $1, NULL) RETURNING 1`,
+		[]any{now.Add(-time.Hour), now.Add(-2 * time.Minute)}, new(int))
 
 	get := func(token, path string) (int, []byte) {
 		t.Helper()
@@ -67,6 +72,24 @@ func TestOpsSummary(t *testing.T) {
 		})
 	}
 
+	// The same answers before the router's aggregator has counted
+	// anything (the summary counts the messages itself) and after.
+	for _, stage := range []string{"before aggregation", "after aggregation"} {
+		t.Run(stage, func(t *testing.T) {
+			if stage == "after aggregation" {
+				if _, err := f.st.AggregateOps(t.Context(), now, 0, 1000); err != nil {
+					t.Fatal(err)
+				}
+			}
+			checkOpsSummary(t, f, now, get, stage == "after aggregation")
+		})
+	}
+}
+
+// checkOpsSummary checks the summary at now; aggregated says the router's
+// aggregator has run, so that senders silent for longer than a day (the
+// order system, two days ago) are known and listed too.
+func checkOpsSummary(t *testing.T, f *fixture, now time.Time, get func(token, path string) (int, []byte), aggregated bool) {
 	code, b := get(f.tokens[api.RoleViewer], "/api/v1/ops/summary")
 	var got store.OpsSummary
 	if err := json.Unmarshal(b, &got); code != http.StatusOK || err != nil {
@@ -89,6 +112,10 @@ func TestOpsSummary(t *testing.T) {
 		{Sender: "LAB^HOSP", SendingApplication: "LAB", SendingFacility: "HOSP", MessagesLastHour: 1, MessagesLastDay: 1, RatePerMinute: 0.2, LastMessageAt: at(7, 10), RejectedLastDay: 1},
 		{Sender: "PAS^HOSP", SendingApplication: "PAS", SendingFacility: "HOSP", MessagesLastHour: 3, MessagesLastDay: 3, RatePerMinute: 0.2, LastMessageAt: at(7, 11)},
 	}
+	if aggregated {
+		silent := store.SenderStats{Sender: "OE^HOSP", SendingApplication: "OE", SendingFacility: "HOSP", LastMessageAt: now.Add(-48 * time.Hour)}
+		wantSenders = append(wantSenders[:2], silent, wantSenders[2])
+	}
 	if len(got.Senders) != len(wantSenders) {
 		t.Fatalf("senders %+v, want %+v", got.Senders, wantSenders)
 	}
@@ -99,6 +126,26 @@ func TestOpsSummary(t *testing.T) {
 		}
 		if g != w {
 			t.Errorf("sender %d:\n got %+v\nwant %+v", i, g, w)
+		}
+	}
+
+	lab, pas := at(7, 10), at(7, 11)
+	age := func(s float64) *float64 { return &s }
+	wantFeeds := []store.FeedStatus{
+		{Name: "lab", Sender: "LAB^HOSP", SendingApplication: "LAB", SendingFacility: "HOSP", Silence: "2m0s", SilenceSeconds: 120,
+			LastMessageAt: &lab, AgeSeconds: age(240), Idle: true},
+		{Name: "pas", Sender: "PAS^*", SendingApplication: "PAS", Silence: "1h0m0s", SilenceSeconds: 3600,
+			LastMessageAt: &pas, AgeSeconds: age(180)},
+	}
+	if len(got.Feeds) != len(wantFeeds) {
+		t.Fatalf("feeds %+v, want %+v", got.Feeds, wantFeeds)
+	}
+	for i, w := range wantFeeds {
+		g := got.Feeds[i]
+		if g.Name != w.Name || g.Sender != w.Sender || g.SendingApplication != w.SendingApplication || g.SendingFacility != w.SendingFacility ||
+			g.Silence != w.Silence || g.SilenceSeconds != w.SilenceSeconds || g.LastMessageAt == nil || !g.LastMessageAt.Equal(*w.LastMessageAt) ||
+			g.AgeSeconds == nil || *g.AgeSeconds != *w.AgeSeconds || g.Idle != w.Idle || (g.IdleSince != nil) != w.Idle {
+			t.Errorf("feed %d:\n got %+v\nwant %+v", i, g, w)
 		}
 	}
 

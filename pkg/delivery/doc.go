@@ -76,6 +76,14 @@
 // The body identifies the patient: it is clinical data meant for
 // clinicians' systems. Use https URLs.
 //
+// A routes.yaml feed (docs/router.md) sends its feed.idle and feed.resumed
+// events through the same queue, in the same body: those belong to no
+// alert and no patient, so alert_id is the nil UUID
+// (00000000-0000-0000-0000-000000000000) and patient_id and patient_key
+// are empty; the payload names the feed and its sender. A log destination
+// writes them as a line with message "feed": destination, delivery_id,
+// event_id, type, feed, sender, silence, last_message_at, idle_since.
+//
 // # Log destinations
 //
 // A log destination writes one line at info level, message "alert", with

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -336,6 +337,9 @@ func (w *Worker) writeLog(ctx context.Context, d store.Delivery) outcome {
 		// Marking it delivered would drop the alert without a trace.
 		return outcome{err: errors.New("the log does not record info lines")}
 	}
+	if strings.HasPrefix(d.Type, "feed.") {
+		return w.writeFeedLog(ctx, d)
+	}
 	var p struct {
 		Total    json.Number `json:"total"`
 		Severity string      `json:"severity"`
@@ -358,5 +362,23 @@ func (w *Worker) writeLog(ctx context.Context, d store.Delivery) outcome {
 		attrs = append(attrs, "score_total", p.Total)
 	}
 	w.log.InfoContext(ctx, "alert", attrs...)
+	return outcome{}
+}
+
+// writeFeedLog writes a log destination's line for a feed.idle or
+// feed.resumed event (routes.yaml feeds): the feed and its sender (MSH-3
+// and MSH-4, no patient data) and when it last sent a message.
+func (w *Worker) writeFeedLog(ctx context.Context, d store.Delivery) outcome {
+	var p struct {
+		Feed          string `json:"feed"`
+		Sender        string `json:"sender"`
+		Silence       string `json:"silence"`
+		LastMessageAt string `json:"last_message_at"`
+		IdleSince     string `json:"idle_since"`
+	}
+	// A payload of another shape only loses these fields.
+	_ = json.Unmarshal(d.Payload, &p)
+	w.log.InfoContext(ctx, "feed", "destination", d.Destination, "delivery_id", d.ID, "event_id", d.EventID, "type", d.Type,
+		"feed", p.Feed, "sender", p.Sender, "silence", p.Silence, "last_message_at", p.LastMessageAt, "idle_since", p.IdleSince)
 	return outcome{}
 }

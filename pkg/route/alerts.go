@@ -701,35 +701,43 @@ func (d *decoder) alert(n ast.Node, c *Config, reg Registry, names map[string]po
 		}
 	}
 	if e, ok := v.get("destinations"); ok {
-		known := make([]string, 0, len(c.Destinations))
-		for name := range c.Destinations {
-			known = append(known, name)
-		}
-		slices.Sort(known)
-		items, ok := d.textList(e, `"destinations"`, true)
 		if isEmptyList(d.resolveQuiet(e.value)) {
 			d.errorf(e.pos, "%s has no destinations: its alerts would reach no one", label)
 		}
-		read = ok
-		for _, it := range items {
-			dst, found := c.Destinations[it.text]
-			switch {
-			case found && slices.Contains(r.Destinations, dst):
-				d.errorf(it.pos, "destination %q is listed twice", it.text)
-			case found:
-				r.Destinations = append(r.Destinations, dst)
-				used[it.text] = true
-			default:
-				hint := suggest(it.text, known)
-				if hint == "" {
-					hint = " (known: " + quoteList(known) + ")"
-				}
-				d.errorf(it.pos, "unknown destination %q%s", it.text, hint)
-				read = false
-			}
-		}
+		r.Destinations, read = d.destinationList(e, `"destinations"`, c, used)
 	}
 	return r, read
+}
+
+// destinationList reads a list of destination names (an alert rule's
+// destinations, a feed's notify), marking each one used. An unknown name
+// is refused with the closest known one, a name listed twice too.
+func (d *decoder) destinationList(e entry, what string, c *Config, used map[string]bool) ([]*Destination, bool) {
+	known := make([]string, 0, len(c.Destinations))
+	for name := range c.Destinations {
+		known = append(known, name)
+	}
+	slices.Sort(known)
+	items, read := d.textList(e, what, true)
+	var out []*Destination
+	for _, it := range items {
+		dst, found := c.Destinations[it.text]
+		switch {
+		case found && slices.Contains(out, dst):
+			d.errorf(it.pos, "destination %q is listed twice", it.text)
+		case found:
+			out = append(out, dst)
+			used[it.text] = true
+		default:
+			hint := suggest(it.text, known)
+			if hint == "" {
+				hint = " (known: " + quoteList(known) + ")"
+			}
+			d.errorf(it.pos, "unknown destination %q%s", it.text, hint)
+			read = false
+		}
+	}
+	return out, read
 }
 
 func routesCompute(routes []*Route, score string) bool {

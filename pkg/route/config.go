@@ -45,6 +45,8 @@ type Config struct {
 	Destinations map[string]*Destination
 	// Alerts are the alert rules in file order; see AlertsFor.
 	Alerts []*AlertRule
+	// Feeds are the senders watched for silence, in file order.
+	Feeds []*Feed
 }
 
 // Route is one entry of routes.yaml: which messages it applies to and what
@@ -234,6 +236,11 @@ func (d *decoder) config(root ast.Node, reg Registry) *Config {
 	alertsRead := true
 	if e, ok := v.get("alerts"); ok {
 		c.Alerts, alertsRead = d.alerts(e, c, reg, used)
+	}
+	if e, ok := v.get("feeds"); ok {
+		var feedsRead bool
+		c.Feeds, feedsRead = d.feeds(e, c, used)
+		alertsRead = alertsRead && feedsRead
 	}
 	if alertsRead {
 		for _, de := range destinations {

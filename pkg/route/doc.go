@@ -74,6 +74,9 @@
 //   - alerts (default none): the alert rules. See Alerts. Example:
 //     alerts: [{name: sepsis, score: qsofa, levels: [{severity:
 //     sepsis-screen, when: total >= 2}], destinations: log}]
+//   - feeds (default none): the senders watched for silence. See Feeds.
+//     Example: feeds: [{name: lab, sending_application: LAB, silence:
+//     15m, notify: log}]
 //
 // # Parameters
 //
@@ -381,6 +384,33 @@
 //	  - {severity: urgent, when: "risk in [medium, high]"}
 //	  - severity: low-medium
 //	    when: single_parameter_3
+//
+// # Feeds
+//
+// A feed is a sender the router watches: it is idle when no message at
+// all (accepted, rejected or an inbound ACK: the sender is alive) has
+// arrived from it for longer than its silence window. Going idle writes a
+// feed.idle event and notifies the feed's destinations; the first message
+// after that writes feed.resumed and notifies them again. The ops summary
+// (GET /api/v1/ops/summary) lists every feed with its last message time,
+// and aorta_feed_idle{feed} is 1 while a feed is idle. A feed holds:
+//
+//   - name (required): unique among the feeds; lower-case letters,
+//     digits, _ and -, at most 64. Example: name: lab-results
+//   - sending_application (required): the sender's MSH-3, as stored
+//     (messages.sending_application). Example: sending_application: LAB
+//   - sending_facility (default: any facility): the sender's MSH-4, as
+//     stored. Example: sending_facility: HOSP
+//   - silence (required): how long the feed may be silent before it is
+//     idle, from 5s to 168h. Example: silence: 15m
+//   - notify (default none): the destinations told when the feed goes
+//     idle and when it resumes, one or a list; with none the feed is only
+//     surfaced (API, metrics, events). Example: notify: [oncall, log]
+//
+// A feed that has never sent anything is idle once its window has passed
+// since a router first watched it; its feed.idle event waits for its
+// first message (an event names the message it is about), but the API and
+// the metric show it at once.
 //
 // # Route tests
 //

@@ -14,6 +14,7 @@ var fileObject = &object{
 		{name: "scoring"},
 		{name: "destinations"},
 		{name: "alerts"},
+		{name: "feeds"},
 	},
 }
 
@@ -211,6 +212,22 @@ var alertObject = &object{
 	},
 	elsewhere: map[string]string{
 		"severity": "levels", "when": "levels",
+	},
+}
+
+var feedObject = &object{
+	what: "feed",
+	fields: []field{
+		{name: "name", required: true},
+		{name: "sending_application", required: true},
+		{name: "sending_facility"},
+		{name: "silence", required: true},
+		{name: "notify"},
+	},
+	refused: map[string]string{
+		// Alert rules say destinations; a feed says notify. Refused with a
+		// reason rather than only "unknown key", since the slip is likely.
+		"destinations": "a feed names its destinations under notify",
 	},
 }
 

@@ -885,7 +885,9 @@ func (s *Store) ResolveDeadLetter(ctx context.Context, id int64, resolution, rea
 	return d, err
 }
 
-// Ops summary windows: what OpsSummary counts messages over.
+// Ops summary windows: what OpsSummary counts messages over. Each starts
+// at the beginning of the minute it falls in (the buckets' resolution)
+// and has no end.
 const (
 	opsDay    = 24 * time.Hour
 	opsHour   = time.Hour
@@ -893,14 +895,15 @@ const (
 )
 
 // OpsSummary is the state of the pipeline at a moment, for operators:
-// the backlog, the open dead letters, and per sender and per route the
-// messages of the last hour and day.
+// the backlog, the open dead letters, per sender and per route the
+// messages of the last hour and day, and the watched feeds.
 type OpsSummary struct {
 	At          time.Time     `json:"at"`
 	Outbox      OutboxState   `json:"outbox"`
 	DeadLetters DeadLetterSum `json:"dead_letters"`
 	Senders     []SenderStats `json:"senders"`
 	Routes      []RouteStats  `json:"routes"`
+	Feeds       []FeedStatus  `json:"feeds"` // routes.yaml feeds, by name
 }
 
 // OutboxState is the router's backlog.
@@ -916,7 +919,8 @@ type DeadLetterSum struct {
 }
 
 // SenderStats is one sender's (MSH-3 and MSH-4) traffic over the last
-// day; only senders that sent something in that day are listed.
+// day. Every sender ever counted is listed, those silent for longer than
+// a day too (with zero counts): they are the ones to look at.
 type SenderStats struct {
 	Sender             string    `json:"sender"` // MSH-3^MSH-4
 	SendingApplication string    `json:"sending_application"`
@@ -936,34 +940,87 @@ type RouteStats struct {
 	MessagesLastDay  int64  `json:"messages_24h"`
 }
 
-// Ops summary statements; tests EXPLAIN them. The message counts read the
-// (received_at, id) index over the last day only and group what they find:
-// no index is added to messages for them (each one would slow ingest).
+// Ops summary statements; tests EXPLAIN them. Counts are the aggregator's
+// buckets (opsstats.go) up to its watermarks plus the messages after them,
+// counted here through messages_received_id_idx: a few hundred bucket rows
+// per sender and route, and the few seconds of messages the aggregator has
+// not reached, whatever the size of messages.
+//
+// Windows: $1 the day's start, $2 the first whole hour in the day (the day
+// is minute buckets before it and hour buckets from it), $3 the hour's
+// start, $4 the 5 minutes' start (senders only); then the watermark.
 const (
 	// Counting the outbox reads it whole: its size is the backlog.
 	opsOutboxSQL      = `SELECT count(*), min(created_at) FROM outbox`
 	opsDeadLettersSQL = `SELECT count(*) FROM dead_letters WHERE resolved_at IS NULL`
-	opsSendersSQL     = `SELECT sending_application, sending_facility,
-			count(*) FILTER (WHERE received_at >= $2), count(*), count(*) FILTER (WHERE received_at >= $3),
-			max(received_at), count(*) FILTER (WHERE status = 'rejected')
-		FROM messages WHERE received_at >= $1
-		GROUP BY sending_application, sending_facility ORDER BY sending_application, sending_facility`
-	// Routes by the messages received in the window (the index above),
-	// joined to their routing row by its key; message_routing.routed_at
-	// has no index, and each one there would slow the router.
-	opsRoutesSQL = `SELECT route, count(*) FILTER (WHERE m.received_at >= $2), count(*)
-		FROM messages m JOIN message_routing r ON r.message_id = m.id CROSS JOIN LATERAL unnest(r.routes) AS route
-		WHERE m.received_at >= $1 AND r.status = 'routed'
-		GROUP BY route ORDER BY route`
+	opsSendersSQL     = `WITH counted AS (
+			SELECT sending_application AS a, sending_facility AS f,
+				sum(messages) FILTER (WHERE width = 'minute' AND bucket >= $3) AS h,
+				sum(messages) FILTER (WHERE width = 'minute' AND bucket >= $4) AS r,
+				sum(messages) FILTER (WHERE width = 'hour' OR bucket < $2) AS d,
+				sum(rejected) FILTER (WHERE width = 'hour' OR bucket < $2) AS rj
+			FROM ops_sender_counts
+			WHERE (width = 'minute' AND (bucket >= $3 OR (bucket >= $1 AND bucket < $2))) OR (width = 'hour' AND bucket >= $2)
+			GROUP BY 1, 2),
+		tail AS (
+			SELECT sending_application AS a, sending_facility AS f,
+				count(*) FILTER (WHERE received_at >= $3) AS h, count(*) FILTER (WHERE received_at >= $4) AS r,
+				count(*) AS d, count(*) FILTER (WHERE status = 'rejected') AS rj, max(received_at) AS last
+			FROM messages WHERE (received_at, id) > ($5, $6) AND received_at >= $1
+			GROUP BY 1, 2)
+		SELECT coalesce(o.sending_application, t.a), coalesce(o.sending_facility, t.f),
+			coalesce(c.h, 0) + coalesce(t.h, 0), coalesce(c.d, 0) + coalesce(t.d, 0), coalesce(c.r, 0) + coalesce(t.r, 0),
+			greatest(o.last_message_at, t.last), coalesce(c.rj, 0) + coalesce(t.rj, 0)
+		FROM ops_senders o
+		FULL JOIN tail t ON t.a = o.sending_application AND t.f = o.sending_facility
+		LEFT JOIN counted c ON c.a = coalesce(o.sending_application, t.a) AND c.f = coalesce(o.sending_facility, t.f)
+		ORDER BY 1, 2`
+	// Routes after the routes watermark are counted from their routing
+	// rows, joined by key; message_routing.routed_at has no index, and each
+	// one there would slow the router.
+	opsRoutesSQL = `WITH counted AS (
+			SELECT route,
+				sum(messages) FILTER (WHERE width = 'minute' AND bucket >= $3) AS h,
+				sum(messages) FILTER (WHERE width = 'hour' OR bucket < $2) AS d
+			FROM ops_route_counts
+			WHERE (width = 'minute' AND (bucket >= $3 OR (bucket >= $1 AND bucket < $2))) OR (width = 'hour' AND bucket >= $2)
+			GROUP BY 1),
+		tail AS (
+			SELECT route, count(*) FILTER (WHERE m.received_at >= $3) AS h, count(*) AS d
+			FROM messages m JOIN message_routing r ON r.message_id = m.id CROSS JOIN LATERAL unnest(r.routes) AS route
+			WHERE (m.received_at, m.id) > ($4, $5) AND m.received_at >= $1 AND r.status = 'routed'
+			GROUP BY 1)
+		SELECT coalesce(c.route, t.route), coalesce(c.h, 0) + coalesce(t.h, 0), coalesce(c.d, 0) + coalesce(t.d, 0)
+		FROM counted c FULL JOIN tail t ON t.route = c.route
+		WHERE coalesce(c.d, 0) + coalesce(t.d, 0) > 0
+		ORDER BY 1`
 )
 
+// opsWindows are the window starts of a summary taken at now.
+type opsWindows struct {
+	day, dayHour, hour, recent time.Time
+}
+
+func windowsAt(now time.Time) opsWindows {
+	w := opsWindows{
+		day:    now.Add(-opsDay).Truncate(time.Minute),
+		hour:   now.Add(-opsHour).Truncate(time.Minute),
+		recent: now.Add(-opsRecent).Truncate(time.Minute),
+	}
+	w.dayHour = w.day.Truncate(time.Hour)
+	if w.dayHour.Before(w.day) {
+		w.dayHour = w.dayHour.Add(time.Hour)
+	}
+	return w
+}
+
 // OpsSummary reads the pipeline's state as of now, in one snapshot. The
-// windows (the last 5 minutes, hour and day) start before now and have no
-// end, so a message stamped a little after now by a listener whose clock
-// runs ahead still counts.
+// windows (the last 5 minutes, hour and day, from the start of their first
+// minute) start before now and have no end, so a message stamped a little
+// after now by a listener whose clock runs ahead still counts.
 func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, error) {
-	o := &OpsSummary{At: now, Senders: []SenderStats{}, Routes: []RouteStats{}}
-	day, hour, recent := now.Add(-opsDay), now.Add(-opsHour), now.Add(-opsRecent)
+	o := &OpsSummary{At: now, Senders: []SenderStats{}, Routes: []RouteStats{}, Feeds: []FeedStatus{}}
+	win := windowsAt(now)
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{AccessMode: pgx.ReadOnly, IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, opsOutboxSQL).Scan(&o.Outbox.Depth, &o.Outbox.OldestAt); err != nil {
 			return fmt.Errorf("ops summary: outbox: %w", err)
@@ -975,7 +1032,16 @@ func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, err
 		if err := tx.QueryRow(ctx, opsDeadLettersSQL).Scan(&o.DeadLetters.Open); err != nil {
 			return fmt.Errorf("ops summary: dead letters: %w", err)
 		}
-		rows, err := tx.Query(ctx, opsSendersSQL, day, hour, recent)
+		senders, routes, ok, err := readWatermarks(ctx, tx)
+		if err != nil {
+			return fmt.Errorf("ops summary: %w", err)
+		}
+		if !ok {
+			// No aggregation yet: everything of the day is after the mark.
+			senders, routes = watermark{at: win.day}, watermark{at: win.day}
+		}
+		recentMinutes := now.Sub(win.recent).Minutes()
+		rows, err := tx.Query(ctx, opsSendersSQL, win.day, win.dayHour, win.hour, win.recent, senders.at, senders.id)
 		if err != nil {
 			return fmt.Errorf("ops summary: senders: %w", err)
 		}
@@ -985,13 +1051,15 @@ func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, err
 			err := r.Scan(&st.SendingApplication, &st.SendingFacility, &st.MessagesLastHour, &st.MessagesLastDay, &recentN,
 				&st.LastMessageAt, &st.RejectedLastDay)
 			st.Sender = st.SendingApplication + "^" + st.SendingFacility
-			st.RatePerMinute = float64(recentN) / opsRecent.Minutes()
+			if recentMinutes > 0 {
+				st.RatePerMinute = float64(recentN) / recentMinutes
+			}
 			return st, err
 		})
 		if err != nil {
 			return fmt.Errorf("ops summary: senders: %w", err)
 		}
-		rows, err = tx.Query(ctx, opsRoutesSQL, day, hour)
+		rows, err = tx.Query(ctx, opsRoutesSQL, win.day, win.dayHour, win.hour, routes.at, routes.id)
 		if err != nil {
 			return fmt.Errorf("ops summary: routes: %w", err)
 		}
@@ -1003,6 +1071,9 @@ func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, err
 		if err != nil {
 			return fmt.Errorf("ops summary: routes: %w", err)
 		}
+		if o.Feeds, err = feedStatuses(ctx, tx, now, o.Senders); err != nil {
+			return fmt.Errorf("ops summary: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -1013,6 +1084,9 @@ func (s *Store) OpsSummary(ctx context.Context, now time.Time) (*OpsSummary, err
 	}
 	if o.Routes == nil {
 		o.Routes = []RouteStats{}
+	}
+	if o.Feeds == nil {
+		o.Feeds = []FeedStatus{}
 	}
 	return o, nil
 }

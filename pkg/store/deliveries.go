@@ -57,6 +57,8 @@ type Delivery struct {
 	Payload     []byte // JSON object
 
 	// The alert (alerts row): its current rule, score, severity and level.
+	// Zero (uuid.Nil, "" and 0) for a feed.* event, which belongs to no
+	// alert (deliveries.alert_id is NULL).
 	AlertID  uuid.UUID
 	Rule     string
 	Score    string
@@ -92,22 +94,23 @@ func (s *Store) ClaimDeliveries(ctx context.Context, want []DeliveryClaim) ([]De
 		WITH want AS (
 			SELECT * FROM unnest($1::text[], $2::integer[], $3::interval[]) AS w(destination, n, lease)),
 		picked AS (
-			SELECT p.id, w.lease
+			SELECT p.id, p.event_id, p.alert_id, w.lease
 			FROM want w
 			CROSS JOIN LATERAL (
-				SELECT d.id FROM deliveries d
+				SELECT d.id, d.event_id, d.alert_id FROM deliveries d
 				WHERE d.status = 'pending' AND d.destination = w.destination AND d.next_attempt_at <= now()
 				ORDER BY d.next_attempt_at, d.id
 				LIMIT w.n
 				FOR UPDATE SKIP LOCKED) p)
 		UPDATE deliveries d
 		SET attempts = d.attempts + 1, next_attempt_at = now() + p.lease, last_attempt_at = now()
-		FROM picked p, events e, alerts a
-		WHERE d.id = p.id AND e.id = d.event_id AND a.id = d.alert_id
+		FROM picked p JOIN events e ON e.id = p.event_id LEFT JOIN alerts a ON a.id = p.alert_id
+		WHERE d.id = p.id
 		RETURNING d.id, d.destination, d.kind, d.attempts, d.created_at,
 			e.id, e.type, e.occurred_at, e.recorded_at,
-			coalesce(e.patient_id, a.patient_id), coalesce(e.patient_key, a.patient_key), coalesce(e.encounter_id, ''), e.payload,
-			a.id, a.rule, a.score, a.severity, a.level`,
+			coalesce(e.patient_id, a.patient_id, ''), coalesce(e.patient_key, a.patient_key, ''), coalesce(e.encounter_id, ''), e.payload,
+			coalesce(a.id, '00000000-0000-0000-0000-000000000000'), coalesce(a.rule, ''), coalesce(a.score, ''),
+			coalesce(a.severity, ''), coalesce(a.level, 0)`,
 		dests, limits, leases)
 	if err != nil {
 		return nil, fmt.Errorf("claim deliveries: %w", err)

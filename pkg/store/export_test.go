@@ -28,6 +28,12 @@ const (
 	OpsDeadLettersSQL = opsDeadLettersSQL
 	OpsSendersSQL     = opsSendersSQL
 	OpsRoutesSQL      = opsRoutesSQL
+	OpsSeedSendersSQL = opsSeedSendersSQL
+	OpsCountSenders   = opsCountSendersSQL
+	OpsCountRoutes    = opsCountRoutesSQL
+	OpsPendingSQL     = opsPendingSQL
+	FeedSendersSQL    = feedSendersSQL
+	FeedLastIDSQL     = feedLastIDSQL
 )
 
 // EventSeqLock is the advisory lock that orders event inserts by commit.

@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aortahealth/aorta/internal/pgtest"
+)
+
+// retentionTables are the tables "router retention" reports, in order.
+var retentionTables = []string{"messages", "batches", "message_routing", "dead_letters", "observations", "events", "audit_log"}
+
+// retentionCounts reads the per-table counts of a "router retention"
+// report: its table's rows are "<table> <count> <oldest> <newest>".
+func retentionCounts(t *testing.T, out string) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			continue
+		}
+		for _, table := range retentionTables {
+			if f[0] == table {
+				n, err := strconv.Atoi(f[1])
+				if err != nil {
+					t.Fatalf("report line %q: %v", line, err)
+				}
+				got[table] = n
+			}
+		}
+	}
+	if len(got) != len(retentionTables) {
+		t.Fatalf("report names %d of the %d tables:\n%s", len(got), len(retentionTables), out)
+	}
+	return got
+}
+
+// rowCounts counts the rows of the retention tables.
+func rowCounts(t *testing.T, db *pgxpool.Pool) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, table := range retentionTables {
+		out[table] = count(t, db, `SELECT count(*) FROM `+table)
+	}
+	return out
+}
+
+// runRouterFailing runs a router subcommand that must fail, and returns
+// its output.
+func runRouterFailing(t *testing.T, dbURL string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, routerBin, args...)
+	cmd.Env = listenerEnv(dbURL)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("router %s succeeded, want it refused:\n%s", strings.Join(args, " "), out)
+	}
+	return string(out)
+}
+
+// TestRetention stores messages through the real listener and router,
+// ages some of them by 100 days (received_at and what hangs off them),
+// and runs the real "router retention": the dry run reports what the pass
+// then deletes and changes nothing; the pass deletes the old routed
+// messages with their events, observations, routing rows and their batch,
+// keeps the old dead-lettered message and everything young, audits itself;
+// a second pass deletes nothing. A policy that deletes audit rows before
+// the messages they audit is refused, by the command and by serve at
+// start. A router started with a retention policy runs passes by itself.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	db := openDB(t, dbURL)
+	l := startListener(t, dbURL)
+	r := startRouter(t, dbURL, routesFile(t, "routes.yaml"))
+
+	var old, young [][]byte
+	for i := range 4 {
+		old = append(old, hrMsg(fmt.Sprintf("RT-OLD-%d", i), "RT01", fmt.Sprintf("OLD%d", i), "20260312080000+0000", fmt.Sprint(70+i), "F"))
+	}
+	poison := hrMsg("RT-POISON", "RT02", "P1", "20260312080000+0000", "tachy", "F")
+	for i := range 2 {
+		young = append(young, hrMsg(fmt.Sprintf("RT-NEW-%d", i), "RT01", fmt.Sprintf("NEW%d", i), "20261126080000+0000", fmt.Sprint(80+i), "F"))
+	}
+	sendAA(t, l.MLLPAddr, append(append(old, poison), young...)...)
+	batch, err := os.ReadFile(filepath.Join("testdata", "batch_three_oru.hl7"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, l.MLLPAddr, batch)
+	waitDrained(t, db, drainTimeout)
+	r.stop(t) // nothing writes while the test ages rows
+
+	// Age the old messages (the batch's too) and what the router wrote
+	// for them, as if they had arrived 100 days ago.
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	oldIDs := `SELECT id FROM messages WHERE control_id LIKE 'RT-OLD-%' OR control_id LIKE 'B1-MSG-%' OR control_id = 'RT-POISON'`
+	for _, sql := range []string{
+		`UPDATE messages SET received_at = received_at - interval '100 days' WHERE id IN (` + oldIDs + `)`,
+		`UPDATE batches SET received_at = received_at - interval '100 days'`,
+		`UPDATE events SET recorded_at = recorded_at - interval '100 days' WHERE message_id IN (` + oldIDs + `)`,
+		`UPDATE message_routing SET routed_at = routed_at - interval '100 days' WHERE message_id IN (` + oldIDs + `)`,
+		`UPDATE dead_letters SET created_at = created_at - interval '100 days' WHERE message_id IN (` + oldIDs + `)`,
+		`INSERT INTO audit_log (at, actor, action, target) VALUES (now() - interval '400 days', 'alice', 'message.view', 'x'),
+			(now() - interval '100 days', 'alice', 'message.view', 'y')`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	oldEvents := count(t, db, `SELECT count(*) FROM events WHERE message_id IN (`+oldIDs+`)`)
+	oldObservations := count(t, db, `SELECT count(*) FROM observations WHERE message_id IN (`+oldIDs+`)`)
+	if oldEvents != 4 || oldObservations != 4 {
+		t.Fatalf("the old messages have %d events and %d observations, want 4 each (one heart rate apiece)", oldEvents, oldObservations)
+	}
+	want := map[string]int{
+		"messages": 7, "batches": 1, "message_routing": 7, "dead_letters": 0,
+		"observations": 4, "events": 4, "audit_log": 1,
+	}
+
+	flags := []string{"--retain-messages", "90d", "--retain-audit", "365d", "--retention-batch", "3", "--migrate=false"}
+	before := rowCounts(t, db)
+	out := runRouterCommand(t, dbURL, append([]string{"retention", "--dry-run"}, flags...)...)
+	t.Logf("dry run:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dry run would delete %v, want %v", got, want)
+	}
+	if !strings.Contains(out, "retention dry run: nothing was deleted") {
+		t.Errorf("dry-run output does not say it deleted nothing:\n%s", out)
+	}
+	if after := rowCounts(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the dry run changed the tables: %v, was %v", after, before)
+	}
+
+	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
+	t.Logf("pass:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pass deleted %v, want %v (what the dry run said)", got, want)
+	}
+	after := rowCounts(t, db)
+	for table, n := range before {
+		gone := n - after[table]
+		if table == "audit_log" {
+			gone++ // the pass wrote its own audit row
+		}
+		if gone != want[table] {
+			t.Errorf("%s: %d rows gone, want %d", table, gone, want[table])
+		}
+	}
+	for cid, n := range map[string]int{"RT-OLD-%": 0, "B1-MSG-%": 0, "RT-POISON": 1, "RT-NEW-%": 2} {
+		if got := count(t, db, `SELECT count(*) FROM messages WHERE control_id LIKE $1`, cid); got != n {
+			t.Errorf("messages %s: %d, want %d", cid, got, n)
+		}
+	}
+	if got := count(t, db, `SELECT count(*) FROM events e JOIN messages m ON m.id = e.message_id WHERE m.control_id LIKE 'RT-NEW-%'`); got != 2 {
+		t.Errorf("the young messages have %d events, want 2", got)
+	}
+	if got := count(t, db, `SELECT count(*) FROM audit_log WHERE actor = 'retention' AND action = 'retention.pass'
+		AND (details->'deleted'->'messages'->>'rows')::int = 7 AND details->>'complete' = 'true'`); got != 1 {
+		t.Errorf("%d audit rows recording the pass with 7 messages, want 1", got)
+	}
+	for _, phi := range []string{"RT01", "RT02", "MRN001", "DOE", "tachy"} {
+		if strings.Contains(out, phi) {
+			t.Errorf("retention output holds patient data %q:\n%s", phi, out)
+		}
+	}
+
+	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(map[string]int{
+		"messages": 0, "batches": 0, "message_routing": 0, "dead_letters": 0, "observations": 0, "events": 0, "audit_log": 0}) {
+		t.Errorf("second pass deleted %v, want nothing", got)
+	}
+
+	// Audit kept shorter than the messages is refused, with the reason.
+	out = runRouterFailing(t, dbURL, "retention", "--retain-messages", "90d", "--retain-audit", "30d")
+	if !strings.Contains(out, "--retain-audit=30d is shorter than --retain-messages=90d") {
+		t.Errorf("refusal does not give the reason:\n%s", out)
+	}
+	out = runRouterFailing(t, dbURL, "serve", "--routes", routesFile(t, "routes.yaml"), "--http-addr", "", "--api-addr", "",
+		"--retain-messages", "90m")
+	if !strings.Contains(out, "--retain-messages=1h30m0s: shorter than the minimum 14d") {
+		t.Errorf("serve does not refuse 90m at start with the reason:\n%s", out)
+	}
+
+	// A router with a policy runs a pass by itself, after its interval.
+	r = startRouter(t, dbURL, routesFile(t, "routes.yaml"), "--retain-messages", "90d", "--retain-audit", "365d", "--retention-interval", "200ms")
+	eventually(t, 20*time.Second, "the router's first retention pass", func() (bool, string) {
+		m := scrape(t, r.HTTPAddr)
+		return m[`aorta_retention_runs_total{result="ok"}`] >= 1, fmt.Sprintf("runs ok %v", m[`aorta_retention_runs_total{result="ok"}`])
+	})
+	if !r.log.contains("retention pass done") {
+		t.Errorf("the router logged no pass")
+	}
+	checkNoPHI(t, "router", r.log, "RT01", "RT02", "MRN001", "DOE", "tachy")
+}

@@ -1,0 +1,153 @@
+package router
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/pkg/route"
+	"github.com/aortahealth/aorta/pkg/store"
+)
+
+func TestDecideFeeds(t *testing.T) {
+	now := time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+	msg := uuid.MustParse("01a21a30-8091-70d9-85a5-0a767613ae7b")
+	oncall := &route.Destination{Name: "oncall", Kind: route.KindLog}
+	db := &route.Destination{Name: "db", Kind: route.KindNotify, Channel: "aorta_feeds"}
+	feeds := map[string]*route.Feed{"lab": {Name: "lab", SendingApplication: "LIMS", Silence: 15 * time.Minute, Notify: []*route.Destination{oncall, db}}}
+	base := store.FeedState{FeedConfig: store.FeedConfig{Name: "lab", SendingApplication: "LIMS", Silence: 15 * time.Minute},
+		WatchedSince: now.Add(-time.Hour)}
+	with := func(f func(*store.FeedState)) store.FeedState {
+		s := base
+		f(&s)
+		return s
+	}
+	tests := []struct {
+		name       string
+		state      store.FeedState
+		want       string // "" no change, else the event type, or "idle-silent" for idle without an event
+		occurredAt time.Time
+	}{
+		{"active, message within the window", with(func(s *store.FeedState) {
+			s.LastMessageAt, s.LastMessageID, s.LastSender = now.Add(-14*time.Minute), msg, "LIMS^PATHLAB"
+		}), "", time.Time{}},
+		{"exactly the window is not idle", with(func(s *store.FeedState) {
+			s.LastMessageAt, s.LastMessageID, s.LastSender = now.Add(-15*time.Minute), msg, "LIMS^PATHLAB"
+		}), "", time.Time{}},
+		{"goes idle", with(func(s *store.FeedState) {
+			s.LastMessageAt, s.LastMessageID, s.LastSender = now.Add(-16*time.Minute), msg, "LIMS^PATHLAB"
+		}), FeedIdle, now.Add(-time.Minute)},
+		{"already idle", with(func(s *store.FeedState) {
+			s.LastMessageAt, s.LastMessageID, s.Idle, s.IdleSince = now.Add(-time.Hour), msg, true, now.Add(-45*time.Minute)
+		}), "", time.Time{}},
+		{"resumes", with(func(s *store.FeedState) {
+			s.LastMessageAt, s.LastMessageID, s.LastSender, s.Idle, s.IdleSince = now.Add(-time.Second), msg, "LIMS^PATHLAB", true, now.Add(-45*time.Minute)
+		}), FeedResumed, now.Add(-time.Second)},
+		{"never sent, watched for less than the window", with(func(s *store.FeedState) { s.WatchedSince = now.Add(-time.Minute) }), "", time.Time{}},
+		{"never sent, watched for longer: idle without an event", base, "idle-silent", time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes := decideFeeds(now, []store.FeedState{tt.state}, feeds)
+			switch {
+			case tt.want == "":
+				if len(changes) != 0 {
+					t.Fatalf("changes %+v, want none", changes)
+				}
+				return
+			case len(changes) != 1:
+				t.Fatalf("changes %+v, want one", changes)
+			}
+			c := changes[0]
+			if tt.want == "idle-silent" {
+				if !c.Idle || c.Event != nil || len(c.Deliveries) != 0 || !c.IdleSince.Equal(tt.state.WatchedSince.Add(15*time.Minute)) {
+					t.Errorf("change %+v, want idle since watched + 15m, without event", c)
+				}
+				return
+			}
+			e := c.Event
+			if e == nil || e.Type != tt.want || e.MessageID != msg || !e.OccurredAt.Equal(tt.occurredAt) || e.Route != "feed/lab" ||
+				e.PatientKey != "" || c.Idle != (tt.want == FeedIdle) {
+				t.Fatalf("change %+v event %+v, want %s on the message at %s", c, e, tt.want, tt.occurredAt)
+			}
+			var p map[string]any
+			if err := json.Unmarshal(e.Payload, &p); err != nil || p["feed"] != "lab" || p["sender"] != "LIMS^*" || p["silence_seconds"] != 900.0 {
+				t.Errorf("payload %s (%v)", e.Payload, err)
+			}
+			if len(c.Deliveries) != 2 || c.Deliveries[0].Destination != "oncall" || c.Deliveries[0].Channel != "" ||
+				c.Deliveries[1].Channel != "aorta_feeds" || c.Deliveries[1].Note == "" {
+				t.Errorf("deliveries %+v, want the log row and the NOTIFY", c.Deliveries)
+			}
+			again := decideFeeds(now, []store.FeedState{tt.state}, feeds)
+			if again[0].Event.ID != e.ID {
+				t.Errorf("event ID %s then %s: not deterministic", e.ID, again[0].Event.ID)
+			}
+		})
+	}
+}
+
+// Five watchers checking at once, as five routers would, record one
+// feed.idle event and one delivery, and agree on the state.
+func TestOpsWatchersRecordOnce(t *testing.T) {
+	st, url := pgtest.NewStore(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	msg := uuid.Must(uuid.NewV7())
+	at := time.Now().Add(-time.Minute)
+	if _, err := pool.Exec(ctx, `INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, sending_application, sending_facility, status)
+		VALUES ($1, $2, 'l', '127.0.0.1:1', '\x00', '\x00', 'LIMS', 'PATHLAB', 'accepted')`, msg, at); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := route.Parse("routes.yaml", []byte(`version: 1
+routes:
+  - {name: all, match: all}
+destinations:
+  oncall: {log: true}
+feeds:
+  - {name: lab, sending_application: LIMS, sending_facility: PATHLAB, silence: 10s, notify: oncall}
+`), route.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 5 {
+		w := NewOpsWatcher(st, func() *route.Config { return routes }, OpsConfig{})
+		wg.Go(func() {
+			for range 3 {
+				if err := w.Check(ctx); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var events, deliveries int
+	var eventMsg uuid.UUID
+	if err := pool.QueryRow(ctx, `SELECT count(*), max(message_id::text)::uuid FROM events WHERE type = 'feed.idle'`).Scan(&events, &eventMsg); err != nil {
+		t.Fatal(err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM deliveries WHERE destination = 'oncall' AND alert_id IS NULL`).Scan(&deliveries); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 || deliveries != 1 || eventMsg != msg {
+		t.Errorf("%d feed.idle events (on %s), %d deliveries; want 1 on %s, 1", events, eventMsg, deliveries, msg)
+	}
+	o, err := st.OpsSummary(ctx, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Feeds) != 1 || !o.Feeds[0].Idle || o.Feeds[0].LastMessageAt == nil || !o.Feeds[0].LastMessageAt.Equal(at.Truncate(time.Microsecond)) ||
+		o.Feeds[0].IdleSince == nil || !o.Feeds[0].IdleSince.Equal(at.Truncate(time.Microsecond).Add(10*time.Second)) {
+		t.Errorf("summary feeds %+v, want lab idle since its message + 10 s", o.Feeds)
+	}
+}
