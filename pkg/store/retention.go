@@ -104,6 +104,7 @@ const retentionLock = 7262733
 // holding a row): give up the batch and let the caller retry later rather
 // than queue behind it.
 const (
+	retentionLockWait         = 2 * time.Second // for the lock of a pass that just ended, see BeginRetention
 	retentionLockTimeout      = 5 * time.Second
 	retentionStatementTimeout = time.Minute
 )
@@ -137,14 +138,30 @@ func (s *Store) BeginRetention(ctx context.Context, cut RetentionCutoffs, dryRun
 	if err != nil {
 		return nil, fmt.Errorf("retention: acquire connection: %w", err)
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&ok); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("retention: lock: %w", err)
-	}
-	if !ok {
-		conn.Release()
-		return nil, ErrRetentionBusy
+	// A pass that ended with its connection broken (cancelled mid-
+	// statement, say) closed that connection, and its server process
+	// releases the lock only as it exits, a moment later: wait briefly
+	// before calling the lock busy.
+	deadline := time.Now().Add(retentionLockWait)
+	for {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, retentionLock).Scan(&ok); err != nil {
+			conn.Release()
+			return nil, fmt.Errorf("retention: lock: %w", err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			conn.Release()
+			return nil, ErrRetentionBusy
+		}
+		select {
+		case <-ctx.Done():
+			conn.Release()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return &RetentionSession{conn: conn, cut: cut, dryRun: dryRun, batches: map[uuid.UUID]bool{}}, nil
 }

@@ -229,9 +229,11 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 			}
 			for i := range p.Events {
 				e := &p.Events[i]
-				if replacesKey(e, stateKey(e.PatientKey, links)) != nil {
-					// Its insert reads the observation it replaces, as the
-					// statements before it have left it.
+				if replacesKey(e, stateKey(e.PatientKey, links)) != nil || e.Merge != nil {
+					// A correction's insert reads the observation it
+					// replaces, and a merge moves the prior patient's
+					// observations: both as the statements before them
+					// have left them.
 					run.flush(b)
 					queueEvent(b, e, links)
 					continue
@@ -490,13 +492,15 @@ func queueEventState(b *pgx.Batch, e *EventRow, key string, links map[string]str
 	}
 }
 
-// eventRun gathers a run of consecutive events that replace nothing, to
-// insert them by one statement over arrays rather than one each (a
-// monitor result's 10 to 20 observations were as many statements), and
-// holds the statements that must follow their rows (their state changes,
-// the messages' facts and outcomes) in their original order. A
-// correction or retraction ends the run: its insert reads what the
-// statements before it left.
+// eventRun gathers a run of consecutive events that replace and merge
+// nothing, to insert them, and record their observations, by one
+// statement each over arrays rather than two statements per event (a
+// monitor result's 10 to 20 observations were 20 to 40 statements). It
+// holds the statements that must follow the events' rows (their other
+// state changes, the messages' facts and outcomes) in their original
+// order; none of them reads observations, so the observations' statement
+// may come last. A correction, a retraction or a merge ends the run: its
+// statements read or move what the statements before it left.
 type eventRun struct {
 	id, messageID                      pgtype.FlatArray[[16]byte]
 	typ, source, route                 pgtype.FlatArray[string]
@@ -504,10 +508,77 @@ type eventRun struct {
 	patientID, patientKey, encounterID pgtype.FlatArray[pgtype.Text]
 	schemaVersion                      pgtype.FlatArray[int32]
 	payload                            pgtype.FlatArray[[]byte]
+	obs                                observationRows
 	after                              *pgx.Batch
 }
 
-func newEventRun() *eventRun { return &eventRun{after: &pgx.Batch{}} }
+func newEventRun() *eventRun {
+	return &eventRun{after: &pgx.Batch{}, obs: observationRows{seen: map[[2]string]bool{}}}
+}
+
+// observationRows are recorded observations (ObservationRecord) to upsert
+// by one statement. One statement cannot update a row it inserted itself
+// ("ON CONFLICT DO UPDATE command cannot affect row a second time"), so a
+// second version of an observation in the same run starts a new
+// statement.
+type observationRows struct {
+	patientKey, key, codeSystem, code, status pgtype.FlatArray[string]
+	eventID, messageID                        pgtype.FlatArray[[16]byte]
+	parameter, numeric, text, unit            pgtype.FlatArray[pgtype.Text]
+	observedAt                                pgtype.FlatArray[time.Time]
+	seen                                      map[[2]string]bool
+}
+
+const recordObservationsSQL = `INSERT INTO observations (patient_key, observation_key, event_id, message_id, parameter, code_system, code,
+		value_numeric, value_text, unit, status, observed_at)
+	SELECT patient_key, observation_key, event_id, message_id, parameter, code_system, code,
+		value_numeric::numeric, value_text, unit, status, observed_at
+	FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::timestamptz[])
+		AS o (patient_key, observation_key, event_id, message_id, parameter, code_system, code,
+			value_numeric, value_text, unit, status, observed_at)
+	ON CONFLICT (patient_key, observation_key) DO UPDATE SET
+		event_id = EXCLUDED.event_id, message_id = EXCLUDED.message_id, parameter = EXCLUDED.parameter,
+		value_numeric = EXCLUDED.value_numeric, value_text = EXCLUDED.value_text, unit = EXCLUDED.unit,
+		status = EXCLUDED.status, observed_at = EXCLUDED.observed_at, updated_at = now()
+	WHERE observations.status = 'P' AND EXCLUDED.status <> 'P'`
+
+// add records o for key, queueing the rows gathered so far into b first
+// when o is a second version of one of them.
+func (r *observationRows) add(b *pgx.Batch, key string, e *EventRow, o *ObservationRow) {
+	k := [2]string{key, o.Key}
+	if r.seen[k] {
+		r.queue(b)
+	}
+	r.seen[k] = true
+	opt := func(s string) pgtype.Text {
+		if s == "" {
+			return pgtype.Text{}
+		}
+		return pgtype.Text{String: clean(s), Valid: true}
+	}
+	r.patientKey = append(r.patientKey, key)
+	r.key = append(r.key, o.Key)
+	r.eventID = append(r.eventID, e.ID)
+	r.messageID = append(r.messageID, e.MessageID)
+	r.parameter = append(r.parameter, opt(o.Parameter))
+	r.codeSystem = append(r.codeSystem, clean(o.CodeSystem))
+	r.code = append(r.code, clean(o.Code))
+	r.numeric = append(r.numeric, pgtype.Text{String: o.Numeric, Valid: o.Numeric != ""})
+	r.text = append(r.text, opt(o.Text))
+	r.unit = append(r.unit, opt(o.Unit))
+	r.status = append(r.status, o.Status)
+	r.observedAt = append(r.observedAt, o.ObservedAt)
+}
+
+// queue queues the gathered rows into b and starts afresh.
+func (r *observationRows) queue(b *pgx.Batch) {
+	if len(r.key) > 0 {
+		b.Queue(recordObservationsSQL, r.patientKey, r.key, r.eventID, r.messageID, r.parameter, r.codeSystem, r.code,
+			r.numeric, r.text, r.unit, r.status, r.observedAt)
+	}
+	*r = observationRows{seen: map[[2]string]bool{}}
+}
 
 func (r *eventRun) add(e *EventRow, links map[string]string) {
 	text := func(s string) pgtype.Text {
@@ -527,7 +598,14 @@ func (r *eventRun) add(e *EventRow, links map[string]string) {
 	r.route = append(r.route, e.Route)
 	r.schemaVersion = append(r.schemaVersion, int32(e.SchemaVersion))
 	r.payload = append(r.payload, e.Payload)
-	queueEventState(r.after, e, stateKey(e.PatientKey, links), links)
+	key := stateKey(e.PatientKey, links)
+	if o := e.Observation; o != nil && key != "" && o.Change == ObservationRecord {
+		r.obs.add(r.after, key, e, o)
+		rest := *e
+		rest.Observation = nil
+		e = &rest
+	}
+	queueEventState(r.after, e, key, links)
 }
 
 // insertEventsSQL inserts a run of events; unnest keeps their order, so
@@ -547,6 +625,7 @@ func (r *eventRun) flush(b *pgx.Batch) {
 	for _, q := range r.after.QueuedQueries {
 		b.Queue(q.SQL, q.Arguments...)
 	}
+	r.obs.queue(b)
 	*r = *newEventRun()
 }
 
