@@ -221,13 +221,23 @@ func TestStoppedRouterHandsItsLanesOver(t *testing.T) {
 	run(t, st, url, routes, "b")
 	time.Sleep(200 * time.Millisecond)
 	stopA()
+	// b takes a's lanes at its next lease round, not at once: wait for
+	// that (bounded) rather than read the lanes once, which raced the
+	// drain below when both messages fell in lanes b already held.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var heldByB int
+		query(t, url, `SELECT count(*) FROM router_lanes WHERE owner = 'b'`, nil, &heldByB)
+		if heldByB == store.Lanes {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("b holds %d lanes 10 s after a stopped, want all %d", heldByB, store.Lanes)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	enqueue(t, st, oru("X1", "P1", 1, 70), oru("X2", "P2", 2, 71))
 	waitDrained(t, url, 2)
-	var heldByB int
-	query(t, url, `SELECT count(*) FROM router_lanes WHERE owner = 'b'`, nil, &heldByB)
-	if heldByB != store.Lanes {
-		t.Errorf("b holds %d lanes after a stopped, want all %d", heldByB, store.Lanes)
-	}
 }
 
 func TestInvalidMessageIsDeadLetteredWithoutBlockingOthers(t *testing.T) {
