@@ -181,9 +181,13 @@ func messageSearchSQL(f MessageFilter, patientKeys []string) (string, []any, err
 	}
 	if f.SendingApplication != "" {
 		c.add(`m.sending_application = $?`, f.SendingApplication)
+		// messages_sender_idx's predicate (migration 00008), stated so that
+		// a generic plan may use the index too.
+		c.add(`m.sending_application <> ''`)
 	}
 	if f.SendingFacility != "" {
 		c.add(`m.sending_facility = $?`, f.SendingFacility)
+		c.add(`m.sending_facility <> ''`) // messages_facility_idx's predicate (migration 00010)
 	}
 	if f.MessageType != "" {
 		c.add(`m.message_type = $?`, f.MessageType)

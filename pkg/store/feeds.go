@@ -96,9 +96,9 @@ const (
 			GROUP BY 1, 2) s
 		ORDER BY a, f, at DESC, id NULLS LAST`
 	// feedLastIDSQL finds the id of a sender's message at a time (ties by
-	// id), through messages_facility_idx.
+	// id), through messages_sender_idx (whose predicate it states).
 	feedLastIDSQL = `SELECT id FROM messages WHERE sending_facility = $2 AND received_at = $3 AND sending_application = $1
-		ORDER BY id DESC LIMIT 1`
+		AND sending_application <> '' ORDER BY id DESC LIMIT 1`
 )
 
 // senderLast is a sender's latest message.
