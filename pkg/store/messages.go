@@ -384,10 +384,35 @@ const (
 	insertOutboxSQL = `INSERT INTO outbox (message_id, partition_key, patient_key)
 		SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[])
 		ON CONFLICT (message_id) DO NOTHING`
+
+	// The same for a group of one message.
+	insertMessageSQL = `INSERT INTO messages (id, received_at, listener, remote_addr, batch_id, batch_index, raw, raw_sha256,
+			sending_application, sending_facility, receiving_application, receiving_facility,
+			message_type, trigger_event, message_structure, control_id, processing_id, version, character_set,
+			status, ack_code, ack, error_code, error_location, error, control_id_reused, duplicate_count, last_duplicate_at,
+			patient_key, partition_key)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+			$21, $22, $23, $24, $25, $26, $27, $28, $29, $30)
+		ON CONFLICT (id) DO NOTHING`
+	insertOneOutboxSQL = `INSERT INTO outbox (message_id, partition_key, patient_key) VALUES ($1, $2, $3)
+		ON CONFLICT (message_id) DO NOTHING`
 )
 
 func (r *messageRows) queue(b *pgx.Batch) {
-	if len(r.id) == 0 {
+	switch len(r.id) {
+	case 0:
+		return
+	case 1:
+		// A group of one, what a single sender always makes: unpacking
+		// thirty one-element arrays cost more than the row.
+		b.Queue(insertMessageSQL, r.id[0], r.receivedAt[0], r.listener[0], r.remoteAddr[0], r.batchID[0], r.batchIndex[0], r.raw[0], r.sum[0],
+			r.sendApp[0], r.sendFac[0], r.recvApp[0], r.recvFac[0],
+			r.msgType[0], r.trigger[0], r.structure[0], r.controlID[0], r.processingID[0], r.version[0], r.charset[0],
+			r.status[0], r.ackCode[0], r.ack[0], r.errCode[0], r.errLocation[0], r.errText[0], r.reused[0], r.dups[0], r.lastDup[0],
+			r.patient[0], r.partition[0])
+		if len(r.outboxID) > 0 {
+			b.Queue(insertOneOutboxSQL, r.outboxID[0], r.outboxPartition[0], r.outboxPatient[0])
+		}
 		return
 	}
 	b.Queue(insertMessagesSQL, r.id, r.receivedAt, r.listener, r.remoteAddr, r.batchID, r.batchIndex, r.raw, r.sum,
@@ -453,12 +478,21 @@ const lockKeysSQL = `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8
 // within the de-duplication window ($4), leaving out the group's own
 // messages ($5). Each row names its key by its 1-based position in the
 // arrays; rows come key by key, oldest first.
+//
+// The LIMIT keeps the planner from flattening the subquery into a join:
+// on a table not analysed yet it would hash the keys and read all of
+// messages; as it stands it can only probe an index per key, and the
+// only index with the sender and the control ID is messages_dedup_idx
+// (the sender and facility search indexes are partial, and the values
+// from arrays cannot prove their predicates). No sender re-sends a
+// control ID a thousand times within a day.
 const duplicatesSQL = `SELECT k.i, m.id, m.raw_sha256, m.ack
 	FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k (app, fac, cid, i)
 	CROSS JOIN LATERAL (
 		SELECT id, raw_sha256, ack, received_at FROM messages
 		WHERE sending_application = k.app AND sending_facility = k.fac AND control_id = k.cid AND received_at >= $4
 		  AND id <> ALL ($5::uuid[])
+		ORDER BY received_at LIMIT 1000
 	) AS m
 	ORDER BY k.i, m.received_at`
 

@@ -119,16 +119,21 @@ func TestDuplicateLookupUsesItsIndexBeforeAnyAnalyze(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := tx.Query(ctx, `EXPLAIN `+store.DuplicatesSQL,
-		[]string{"LAB", "LAB"}, []string{"HOSP", "HOSP"}, []string{"C100", "C200"}, time.Now().Add(-24*time.Hour), [][16]byte{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if text := strings.Join(plan, "\n"); !strings.Contains(text, "messages_dedup_idx") {
-		t.Errorf("de-duplication lookup on a never analysed table:\n%s\nwant messages_dedup_idx", text)
+	for _, n := range []int{1, 2, 64, 128} { // a group's distinct keys
+		apps, facs, cids := make([]string, n), make([]string, n), make([]string, n)
+		for i := range n {
+			apps[i], facs[i], cids[i] = "LAB", "HOSP", fmt.Sprint("C", 100+i)
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN `+store.DuplicatesSQL, apps, facs, cids, time.Now().Add(-24*time.Hour), [][16]byte{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if text := strings.Join(plan, "\n"); !strings.Contains(text, "messages_dedup_idx") || strings.Contains(text, "Seq Scan") {
+			t.Errorf("de-duplication lookup of %d keys on a never analysed table:\n%s\nwant messages_dedup_idx", n, text)
+		}
 	}
 }
