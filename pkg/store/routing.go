@@ -169,6 +169,8 @@ func (e *MergeWaitError) Error() string {
 
 // eventSeqLock serialises event inserts up to commit, so that events.seq
 // follows commit order and consumers tailing by seq never skip a row.
+// Transactions take it last, just before inserting their events
+// (Tx.insertEvents), to hold it as briefly as they can.
 const eventSeqLock = 7262732
 
 // Apply writes the events, state changes, routing outcomes and dead letters
@@ -217,9 +219,7 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, eventSeqLock); err != nil {
-			return fmt.Errorf("event sequence lock: %w", err)
-		}
+		t := &Tx{tx: tx, links: links}
 		b := &pgx.Batch{}
 		now := time.Now()
 		run := newEventRun()
@@ -229,28 +229,33 @@ func (s *Store) Apply(ctx context.Context, owner string, lease Lease, batch []Pr
 			}
 			for i := range p.Events {
 				e := &p.Events[i]
-				if replacesKey(e, stateKey(e.PatientKey, links)) != nil || e.Merge != nil {
-					// A correction's insert reads the observation it
-					// replaces, and a merge moves the prior patient's
+				key := stateKey(e.PatientKey, links)
+				if replacesKey(e, key) != nil || e.Merge != nil {
+					// A correction names the version of the observation
+					// it replaces, and a merge moves the prior patient's
 					// observations: both as the statements before them
 					// have left them.
 					run.flush(b)
-					queueEvent(b, e, links)
+					t.deferEvent(b, e, key)
+					queueEventState(b, e, key, links)
 					continue
 				}
-				run.add(e, links)
+				t.deferEvent(nil, e, key)
+				run.add(e, key, links)
 			}
 			queueOutcome(run.after, p, now)
 		}
 		run.flush(b)
 		b.Queue(`DELETE FROM outbox WHERE id = ANY($1)`, ids)
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return fmt.Errorf("write events: %w", err)
+			return fmt.Errorf("write state: %w", err)
 		}
 		if then != nil {
-			return then(ctx, &Tx{tx: tx, links: links})
+			if err := then(ctx, t); err != nil {
+				return err
+			}
 		}
-		return nil
+		return t.insertEvents(ctx)
 	})
 }
 
@@ -375,30 +380,10 @@ func nullable(s string) *string {
 	return &c
 }
 
-// Ids are passed as [16]byte rather than uuid.UUID, and numeric values as
-// text cast by the statement: pgx encodes uuid.UUID through its
-// driver.Valuer (formatting and re-parsing the string), and tries a
-// string for numeric in binary first, failing with a formatted error
-// before falling back to text; for a router writing thousands of
-// observations a second, the two were a fifth of its CPU.
-func queueEvent(b *pgx.Batch, e *EventRow, links map[string]string) {
-	key := stateKey(e.PatientKey, links)
-	b.Queue(`INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-			CASE WHEN $13::text IS NULL THEN $11::jsonb
-			ELSE jsonb_set($11::jsonb, '{replaces}', coalesce(
-				(SELECT to_jsonb(event_id::text) FROM observations WHERE patient_key = $12 AND observation_key = $13), 'null'::jsonb))
-			END)
-		ON CONFLICT (id) DO NOTHING`,
-		[16]byte(e.ID), e.Type, e.OccurredAt, [16]byte(e.MessageID), nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
-		clean(e.Source), e.Route, e.SchemaVersion, e.Payload, key, replacesKey(e, key))
-	queueEventState(b, e, key, links)
-}
-
-// replacesKey is the observation a correction or retraction replaces: its
-// insert reads the observation's current version to name the event it
-// replaces, so it must run after the state changes of the batch's earlier
-// events and before its own. Nil for every other event.
+// replacesKey is the observation a correction or retraction replaces: the
+// event it replaces is its current version, read after the state changes
+// of the batch's earlier events and before the correction's own. Nil for
+// every other event.
 func replacesKey(e *EventRow, key string) *string {
 	if o := e.Observation; o != nil && key != "" && (o.Change == ObservationCorrect || o.Change == ObservationRetract) {
 		return &o.Key
@@ -406,8 +391,15 @@ func replacesKey(e *EventRow, key string) *string {
 	return nil
 }
 
-// queueEventState queues the per-patient state changes of an event whose
-// row is (or is queued to be) inserted before them.
+// queueEventState queues the per-patient state changes of an event, whose
+// own row is inserted at the end of the transaction (Tx.insertEvents).
+//
+// Ids are passed as [16]byte rather than uuid.UUID, and numeric values as
+// text cast by the statement: pgx encodes uuid.UUID through its
+// driver.Valuer (formatting and re-parsing the string), and tries a
+// string for numeric in binary first, failing with a formatted error
+// before falling back to text; for a router writing thousands of
+// observations a second, the two were a fifth of its CPU.
 func queueEventState(b *pgx.Batch, e *EventRow, key string, links map[string]string) {
 	if key == "" {
 		return
@@ -493,23 +485,16 @@ func queueEventState(b *pgx.Batch, e *EventRow, key string, links map[string]str
 }
 
 // eventRun gathers a run of consecutive events that replace and merge
-// nothing, to insert them, and record their observations, by one
-// statement each over arrays rather than two statements per event (a
-// monitor result's 10 to 20 observations were 20 to 40 statements). It
-// holds the statements that must follow the events' rows (their other
-// state changes, the messages' facts and outcomes) in their original
-// order; none of them reads observations, so the observations' statement
-// may come last. A correction, a retraction or a merge ends the run: its
-// statements read or move what the statements before it left.
+// nothing, to record their observations by one statement over arrays
+// rather than one each (a monitor result's 10 to 20 observations were as
+// many statements). It holds the statements that must follow them (their
+// other state changes, the messages' facts and outcomes) in their
+// original order; none of them reads observations, so the observations'
+// statement may come last. A correction, a retraction or a merge ends the
+// run: its statements read or move what the statements before it left.
 type eventRun struct {
-	id, messageID                      pgtype.FlatArray[[16]byte]
-	typ, source, route                 pgtype.FlatArray[string]
-	occurredAt                         pgtype.FlatArray[time.Time]
-	patientID, patientKey, encounterID pgtype.FlatArray[pgtype.Text]
-	schemaVersion                      pgtype.FlatArray[int32]
-	payload                            pgtype.FlatArray[[]byte]
-	obs                                observationRows
-	after                              *pgx.Batch
+	obs   observationRows
+	after *pgx.Batch
 }
 
 func newEventRun() *eventRun {
@@ -580,25 +565,7 @@ func (r *observationRows) queue(b *pgx.Batch) {
 	*r = observationRows{seen: map[[2]string]bool{}}
 }
 
-func (r *eventRun) add(e *EventRow, links map[string]string) {
-	text := func(s string) pgtype.Text {
-		if s == "" {
-			return pgtype.Text{}
-		}
-		return pgtype.Text{String: clean(s), Valid: true}
-	}
-	r.id = append(r.id, e.ID)
-	r.messageID = append(r.messageID, e.MessageID)
-	r.typ = append(r.typ, e.Type)
-	r.occurredAt = append(r.occurredAt, e.OccurredAt)
-	r.patientID = append(r.patientID, text(e.PatientID))
-	r.patientKey = append(r.patientKey, text(e.PatientKey))
-	r.encounterID = append(r.encounterID, text(e.EncounterID))
-	r.source = append(r.source, clean(e.Source))
-	r.route = append(r.route, e.Route)
-	r.schemaVersion = append(r.schemaVersion, int32(e.SchemaVersion))
-	r.payload = append(r.payload, e.Payload)
-	key := stateKey(e.PatientKey, links)
+func (r *eventRun) add(e *EventRow, key string, links map[string]string) {
 	if o := e.Observation; o != nil && key != "" && o.Change == ObservationRecord {
 		r.obs.add(r.after, key, e, o)
 		rest := *e
@@ -608,20 +575,8 @@ func (r *eventRun) add(e *EventRow, links map[string]string) {
 	queueEventState(r.after, e, key, links)
 }
 
-// insertEventsSQL inserts a run of events; unnest keeps their order, so
-// their seq follows it as one statement per event did.
-const insertEventsSQL = `INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
-	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[], $7::text[],
-		$8::text[], $9::text[], $10::int4[], $11::jsonb[])
-	ON CONFLICT (id) DO NOTHING`
-
-// flush queues the run's events, then the statements that follow them,
-// and starts an empty run.
+// flush queues the statements of the run and starts an empty one.
 func (r *eventRun) flush(b *pgx.Batch) {
-	if len(r.id) > 0 {
-		b.Queue(insertEventsSQL, r.id, r.typ, r.occurredAt, r.messageID, r.patientID, r.patientKey, r.encounterID,
-			r.source, r.route, r.schemaVersion, r.payload)
-	}
 	for _, q := range r.after.QueuedQueries {
 		b.Queue(q.SQL, q.Arguments...)
 	}

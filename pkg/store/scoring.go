@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // Tx is the transaction a batch is applied in, as offered to the router's
@@ -17,6 +18,84 @@ import (
 type Tx struct {
 	tx    pgx.Tx
 	links map[string]string
+	// events are the transaction's events, inserted together at its end
+	// (insertEvents), in the order they were produced.
+	events []EventRow
+}
+
+// deferEvent adds e to the events inserted at the end. For a correction
+// or retraction it also queues on b the read of the event it replaces (the
+// observation's current version, as the statements queued before have
+// left it) into the payload's replaces key.
+func (t *Tx) deferEvent(b *pgx.Batch, e *EventRow, key string) {
+	i := len(t.events)
+	t.events = append(t.events, *e)
+	rk := replacesKey(e, key)
+	if b == nil || rk == nil {
+		return
+	}
+	b.Queue(`SELECT event_id FROM observations WHERE patient_key = $1 AND observation_key = $2`, key, *rk).QueryRow(func(row pgx.Row) error {
+		var replaced uuid.UUID
+		switch err := row.Scan(&replaced); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil // an original never seen: replaces stays null
+		case err != nil:
+			return fmt.Errorf("read the observation a correction replaces: %w", err)
+		}
+		payload, err := SetReplaces(t.events[i].Payload, replaced)
+		if err != nil {
+			return err
+		}
+		t.events[i].Payload = payload
+		return nil
+	})
+}
+
+// insertEventsSQL inserts events in the order of the arrays, so that their
+// seq follows it.
+const insertEventsSQL = `INSERT INTO events (id, type, occurred_at, message_id, patient_id, patient_key, encounter_id, source, route, schema_version, payload)
+	SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::uuid[], $5::text[], $6::text[], $7::text[],
+		$8::text[], $9::text[], $10::int4[], $11::jsonb[])
+	ON CONFLICT (id) DO NOTHING`
+
+// insertEvents writes the transaction's events, last: it takes the lock
+// that orders events by commit (eventSeqLock) only now, so that routers
+// applying other lanes wait for it only while this transaction inserts
+// its events and commits, not while it writes state and computes scores.
+// Every row lock the transaction needs was taken before, and the lock's
+// holder takes none after it, so waiting for it cannot deadlock.
+func (t *Tx) insertEvents(ctx context.Context) error {
+	if len(t.events) == 0 {
+		return nil
+	}
+	n := len(t.events)
+	text := func(s string) pgtype.Text {
+		if s == "" {
+			return pgtype.Text{}
+		}
+		return pgtype.Text{String: clean(s), Valid: true}
+	}
+	var (
+		id, messageID                      = make(pgtype.FlatArray[[16]byte], n), make(pgtype.FlatArray[[16]byte], n)
+		typ, source, route                 = make(pgtype.FlatArray[string], n), make(pgtype.FlatArray[string], n), make(pgtype.FlatArray[string], n)
+		occurredAt                         = make(pgtype.FlatArray[time.Time], n)
+		patientID, patientKey, encounterID = make(pgtype.FlatArray[pgtype.Text], n), make(pgtype.FlatArray[pgtype.Text], n), make(pgtype.FlatArray[pgtype.Text], n)
+		schemaVersion                      = make(pgtype.FlatArray[int32], n)
+		payload                            = make(pgtype.FlatArray[[]byte], n)
+	)
+	for i, e := range t.events {
+		id[i], messageID[i], typ[i], occurredAt[i] = e.ID, e.MessageID, e.Type, e.OccurredAt
+		patientID[i], patientKey[i], encounterID[i] = text(e.PatientID), text(e.PatientKey), text(e.EncounterID)
+		source[i], route[i], schemaVersion[i], payload[i] = clean(e.Source), e.Route, int32(e.SchemaVersion), e.Payload
+	}
+	b := &pgx.Batch{}
+	b.Queue(`SELECT pg_advisory_xact_lock($1)`, eventSeqLock)
+	b.Queue(insertEventsSQL, id, typ, occurredAt, messageID, patientID, patientKey, encounterID, source, route, schemaVersion, payload)
+	if err := t.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write events: %w", err)
+	}
+	t.events = nil
+	return nil
 }
 
 // StateKey is the key a patient's state is kept under, after merges.
@@ -247,12 +326,6 @@ func (s *Store) SetSpO2ScaleByClinician(ctx context.Context, patientRef string, 
 // already is returned unchanged with already set, and then is not called.
 func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string, at time.Time, then func(context.Context, *Tx, *Alert) error) (a *Alert, already bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// The event this writes must take its seq in commit order, as the
-		// router's do (tailers never skip a row); and taking the lock
-		// before the alert's row, in the router's order, cannot deadlock.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, eventSeqLock); err != nil {
-			return fmt.Errorf("event sequence lock: %w", err)
-		}
 		a, err = scanAlert(tx.QueryRow(ctx, `SELECT `+alertColumns+` FROM alerts WHERE id = $1 FOR UPDATE`, id))
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
@@ -268,10 +341,16 @@ func (s *Store) AcknowledgeAlert(ctx context.Context, id uuid.UUID, actor string
 		if err := saveAlert(ctx, tx, a); err != nil {
 			return err
 		}
-		if err := then(ctx, &Tx{tx: tx}, a); err != nil {
+		t := &Tx{tx: tx}
+		if err := then(ctx, t, a); err != nil {
 			return err
 		}
-		return audit(ctx, tx, actor, "alert.acknowledge", id.String(), nil)
+		if err := audit(ctx, tx, actor, "alert.acknowledge", id.String(), nil); err != nil {
+			return err
+		}
+		// Its event takes its seq in commit order, as the router's do,
+		// with the lock taken last as they take it.
+		return t.insertEvents(ctx)
 	})
 	return a, already, err
 }
@@ -457,15 +536,11 @@ func (p *Pipeline) OpenAlerts(patientKey string, dst map[string]*Alert) {
 	})
 }
 
-// InsertEvents queues events produced inside the transaction (scores,
-// alerts); an event already written (a replay) is left as it is.
+// InsertEvents adds events produced inside the transaction (scores,
+// alerts) to those it inserts at its end (Tx.insertEvents); an event
+// already written (a replay) is left as it is.
 func (p *Pipeline) InsertEvents(rows []EventRow) {
-	for i := range rows {
-		e := &rows[i]
-		p.b.Queue(insertEventSQL,
-			[16]byte(e.ID), e.Type, e.OccurredAt, [16]byte(e.MessageID), nullable(e.PatientID), nullable(e.PatientKey), nullable(e.EncounterID),
-			clean(e.Source), e.Route, e.SchemaVersion, e.Payload)
-	}
+	p.t.events = append(p.t.events, rows...)
 }
 
 // ErrScoreNotCurrent is returned by a pipeline's SaveScore when the score
