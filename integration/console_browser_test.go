@@ -167,11 +167,17 @@ func TestConsoleBrowser(t *testing.T) {
 
 	controlID := chromedp.CSS(`input[name="control_id"]`)
 	link := fmt.Sprintf(`//table//a[text()=%q]`, cid)
+	// The unfiltered list shows the message too: wait for the results
+	// page (its form echoes the control ID in the value attribute, which
+	// typing does not set), not for a link the old page already has and
+	// the navigation is about to replace.
+	searched := chromedp.CSS(fmt.Sprintf(`input[name="control_id"][value=%q]`, cid))
 	browserStep(t, bctx, "find the message by control ID",
 		chromedp.Click(`//nav/a[text()="Messages"]`),
 		chromedp.WaitVisible(controlID),
 		chromedp.SendKeys(controlID, cid),
 		chromedp.Submit(controlID),
+		chromedp.WaitVisible(searched),
 		chromedp.WaitVisible(link))
 	screenshot(t, bctx, "messages")
 	if rows := browserRead(t, bctx, "count the results", chromedp.Evaluate[int](`document.querySelectorAll("main table tbody tr").length`)); rows != 1 {
