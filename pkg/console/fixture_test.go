@@ -17,10 +17,9 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/internal/storetest"
 	"github.com/aortahealth/aorta/pkg/api"
 	"github.com/aortahealth/aorta/pkg/event"
-	"github.com/aortahealth/aorta/pkg/hl7"
-	"github.com/aortahealth/aorta/pkg/patient"
 	"github.com/aortahealth/aorta/pkg/route"
 	"github.com/aortahealth/aorta/pkg/router"
 	"github.com/aortahealth/aorta/pkg/score"
@@ -87,28 +86,9 @@ func nursing(cid, mrn, at string) string {
 	return s
 }
 
+// newMessage is a stored message as the listener would write it.
 func newMessage(t *testing.T, raw string, receivedAt time.Time) *store.Message {
-	t.Helper()
-	m, err := hl7.Parse([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	get := func(loc string) string { v, _ := m.Get(loc); return v }
-	msg := &store.Message{
-		ID: uuid.Must(uuid.NewV7()), ReceivedAt: receivedAt, Listener: "test", RemoteAddr: "127.0.0.1:1",
-		Raw: []byte(raw), Status: store.StatusAccepted, AckCode: "AA", Ack: []byte("MSH|^~\\&|AORTA|HOSP|||x||ACK|1|P|2.5\rMSA|AA|" + get("MSH-10") + "\r"),
-		Header: store.Header{SendingApplication: get("MSH-3"), SendingFacility: get("MSH-4"), ReceivingApplication: get("MSH-5"),
-			ReceivingFacility: get("MSH-6"), MessageType: get("MSH-9.1"), TriggerEvent: get("MSH-9.2"), MessageStructure: get("MSH-9.3"),
-			ControlID: get("MSH-10"), ProcessingID: get("MSH-11.1"), Version: get("MSH-12.1")},
-	}
-	key := msg.ID.String()
-	if id, ok := patient.Primary(m); ok {
-		key = id.Key(get("MSH-4"))
-		msg.Outbox = &store.OutboxEntry{PartitionKey: patient.Partition(key), PatientKey: key}
-	} else {
-		msg.Outbox = &store.OutboxEntry{PartitionKey: patient.Partition(key)}
-	}
-	return msg
+	return storetest.Message(t, raw, receivedAt)
 }
 
 // newFixture seeds a database, routes it with a real router (stopped
