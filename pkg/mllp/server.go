@@ -316,6 +316,8 @@ type Server struct {
 	// Nil discards them.
 	Logger *slog.Logger
 
+	refusals refusalLog // warnings for refused connections, rate-limited
+
 	mu        sync.Mutex
 	inited    bool
 	closing   bool // Shutdown or Close has begun
@@ -533,14 +535,14 @@ func (s *Server) startConn(rwc net.Conn, cfg config, log *slog.Logger) bool {
 		s.mu.Unlock()
 		s.stats.denied.Add(1)
 		rwc.Close()
-		log.Warn("mllp: connection refused: address not allowed", "remote", rwc.RemoteAddr().String())
+		s.refusals.warn(log, "mllp: connection refused: address not allowed", "remote", rwc.RemoteAddr().String())
 		return true
 	}
 	if cfg.maxConnections > 0 && len(s.conns) >= cfg.maxConnections {
 		s.mu.Unlock()
 		s.stats.refused.Add(1)
 		rwc.Close()
-		log.Warn("mllp: connection refused: too many connections",
+		s.refusals.warn(log, "mllp: connection refused: too many connections",
 			"remote", rwc.RemoteAddr().String(), "max_connections", cfg.maxConnections)
 		return true
 	}
@@ -551,7 +553,7 @@ func (s *Server) startConn(rwc net.Conn, cfg config, log *slog.Logger) bool {
 			s.mu.Unlock()
 			s.stats.perIPRefused.Add(1)
 			rwc.Close()
-			log.Warn("mllp: connection refused: too many connections from this address",
+			s.refusals.warn(log, "mllp: connection refused: too many connections from this address",
 				"remote", rwc.RemoteAddr().String(), "max_conns_per_ip", cfg.maxConnsPerIP)
 			return true
 		}
