@@ -106,8 +106,8 @@ func (p *peer) idle(now time.Time) bool {
 	return p.conns == 0 && (p.limiter == nil || p.limiter.TokensAt(now) >= float64(p.limiter.Burst()))
 }
 
-// peerTable maps remote IP addresses to their peer. It is guarded by
-// Server.mu.
+// peerTable maps remote addresses (by peerKey) to their peer. It is
+// guarded by Server.mu.
 type peerTable struct {
 	m       map[netip.Addr]*peer
 	sweepAt int // sweep idle entries when the table reaches this size
@@ -117,10 +117,22 @@ func newPeerTable() peerTable {
 	return peerTable{m: make(map[netip.Addr]*peer), sweepAt: minPeerSweep}
 }
 
+// peerKey is the sender ip counts as for the per-address limits: itself
+// for IPv4, its /64 for IPv6, the smallest network a site is given and
+// within which a host picks (and changes) addresses freely, so that a
+// sender cannot escape MaxConnsPerIP or RateLimit by using more of them.
+func peerKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		return netip.PrefixFrom(ip, 64).Masked().Addr()
+	}
+	return ip
+}
+
 // get returns ip's peer, creating it if needed. Before growing the table
 // past sweepAt it drops the idle entries, so the table holds at most
 // about twice the addresses that are connected or being rate limited.
 func (t *peerTable) get(ip netip.Addr, cfg config, now time.Time) *peer {
+	ip = peerKey(ip)
 	if p, ok := t.m[ip]; ok {
 		return p
 	}
@@ -145,7 +157,7 @@ func (t *peerTable) get(ip netip.Addr, cfg config, now time.Time) *peer {
 func (t *peerTable) release(ip netip.Addr, p *peer) {
 	p.conns--
 	if p.conns == 0 && p.limiter == nil {
-		delete(t.m, ip)
+		delete(t.m, peerKey(ip))
 	}
 }
 

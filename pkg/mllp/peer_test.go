@@ -408,3 +408,36 @@ func TestPeerTable(t *testing.T) {
 		})
 	}
 }
+
+// An IPv6 sender is limited by its /64, within which a host picks its
+// addresses freely; IPv4 (mapped or not) by its address.
+func TestPeerKey(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		same bool
+	}{
+		{"2001:db8:1:2::10", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", true},
+		{"2001:db8:1:2::10", "2001:db8:1:3::10", false},
+		{"192.0.2.1", "192.0.2.1", true},
+		{"192.0.2.1", "192.0.2.2", false},
+	} {
+		a, b := netip.MustParseAddr(tt.a), netip.MustParseAddr(tt.b)
+		if got := peerKey(a) == peerKey(b); got != tt.same {
+			t.Errorf("%s and %s share a limit: %v, want %v", tt.a, tt.b, got, tt.same)
+		}
+	}
+	var pt peerTable = newPeerTable()
+	cfg := config{}
+	p1 := pt.get(netip.MustParseAddr("2001:db8::1"), cfg, time.Now())
+	p1.conns++
+	p2 := pt.get(netip.MustParseAddr("2001:db8::2"), cfg, time.Now())
+	if p1 != p2 {
+		t.Fatal("two addresses of one /64 got different peers")
+	}
+	p2.conns++
+	pt.release(netip.MustParseAddr("2001:db8::1"), p1)
+	pt.release(netip.MustParseAddr("2001:db8::2"), p2)
+	if len(pt.m) != 0 {
+		t.Errorf("peer table holds %d entries after every connection closed, want 0", len(pt.m))
+	}
+}

@@ -289,9 +289,10 @@ type Server struct {
 	AllowedNets []netip.Prefix
 	// MaxConnsPerIP is how many connections one remote IP address may
 	// have open at once; one more is closed at once
-	// (Stats.PerIPRefused). Zero or less: no limit.
+	// (Stats.PerIPRefused). Zero or less: no limit. An IPv6 sender counts
+	// by its /64, as for RateLimit: a host may use any address of it.
 	MaxConnsPerIP int
-	// RateLimit is how many frames per second one remote IP address may
+	// RateLimit is how many frames per second one remote IP address (IPv6: /64) may
 	// send, across all its connections. Zero or less: no limit. A frame
 	// over the rate is not refused: once its start byte has arrived, the
 	// Server waits for the limit before reading the rest of it, so the
