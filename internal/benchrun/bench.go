@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.defaults()
 	b := &bench{cfg: cfg, began: time.Now()}
 	rep := &Report{Date: b.began.Format("2006-01-02"), CPUs: runtime.NumCPU(), Database: Database}
-	rep.LoadBefore, _ = loadAverage()
+	rep.LoadBefore, _ = LoadAverage()
 	err := b.run(ctx, rep)
 	b.close()
 	rep.Elapsed = Seconds(time.Since(b.began))

@@ -88,10 +88,10 @@ func parseStat(b []byte) (time.Duration, error) {
 	return time.Duration(ticks) * clockTick, nil
 }
 
-// loadAverage is the first field of /proc/loadavg: how busy the machine
+// LoadAverage is the first field of /proc/loadavg: how busy the machine
 // was over the last minute, which the report records because a shared
 // machine's other work lowers every figure.
-func loadAverage() (float64, error) {
+func LoadAverage() (float64, error) {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
 		return 0, err

@@ -39,7 +39,7 @@ func TestProcSelf(t *testing.T) {
 	if _, err := procCPU(os.Getpid()); err != nil {
 		t.Errorf("procCPU(self): %v", err)
 	}
-	if _, err := loadAverage(); err != nil {
+	if _, err := LoadAverage(); err != nil {
 		t.Errorf("loadAverage: %v", err)
 	}
 }

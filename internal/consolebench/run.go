@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/aortahealth/aorta/internal/benchrun"
 	"github.com/aortahealth/aorta/internal/loadgen"
 	"github.com/aortahealth/aorta/internal/pgenv"
 	"github.com/aortahealth/aorta/pkg/store"
@@ -125,7 +126,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.defaults()
 	began := time.Now()
 	rep := &Report{Date: began.Format("2006-01-02"), CPUs: runtime.NumCPU(), Database: Database, Samples: map[string]string{}}
-	rep.LoadBefore = loadAverage()
+	rep.LoadBefore, _ = benchrun.LoadAverage() // 0 when unreadable
 	rep.Requests, rep.Clients = cfg.Requests, cfg.Clients
 	err := run(ctx, cfg, rep)
 	rep.Elapsed = time.Since(began).Seconds()
@@ -480,19 +481,4 @@ func tableRows(ctx context.Context, conn *pgx.Conn) (map[string]int64, error) {
 		out[name] = n
 	}
 	return out, rows.Err()
-}
-
-// loadAverage is the first field of /proc/loadavg (0 when unreadable):
-// a shared machine's other work lowers every figure.
-func loadAverage() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0
-	}
-	v, _ := strconv.ParseFloat(f[0], 64)
-	return v
 }

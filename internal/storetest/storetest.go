@@ -1,13 +1,17 @@
 // Package storetest builds store rows for tests of the packages that read
-// them (the API, the console), as the listener would have written them.
+// them (the API, the console), as the listener or the CLI would have
+// written them, and reads rows behind the code under test.
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
+	"github.com/aortahealth/aorta/pkg/api"
 	"github.com/aortahealth/aorta/pkg/hl7"
 	"github.com/aortahealth/aorta/pkg/patient"
 	"github.com/aortahealth/aorta/pkg/store"
@@ -38,4 +42,39 @@ func Message(t testing.TB, raw string, receivedAt time.Time) *store.Message {
 		msg.Outbox = &store.OutboxEntry{PartitionKey: patient.Partition(key)}
 	}
 	return msg
+}
+
+// Token creates an API token as `router token create` does and returns it.
+func Token(t testing.TB, st *store.Store, name string, role api.Role) string {
+	t.Helper()
+	tok, hash, err := api.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateAPIToken(context.Background(), name, string(role), hash, "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// QueryRow runs sql on a connection of its own to url and scans the row
+// into dest: what a test reads behind the code under test.
+func QueryRow(t testing.TB, url, sql string, args []any, dest ...any) {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if err := c.QueryRow(context.Background(), sql, args...).Scan(dest...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// Count is QueryRow of a single count.
+func Count(t testing.TB, url, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	QueryRow(t, url, sql, args, &n)
+	return n
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/aortahealth/aorta/internal/pgtest"
 	"github.com/aortahealth/aorta/internal/storetest"
@@ -173,35 +172,19 @@ func (f *fixture) advance(d time.Duration) {
 	f.now = f.now.Add(d)
 }
 
+// newToken creates a token as `router token create` does.
 func (f *fixture) newToken(name string, role api.Role) string {
-	f.t.Helper()
-	tok, hash, err := api.NewToken()
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	if _, err := f.st.CreateAPIToken(context.Background(), name, string(role), hash, "cli:test"); err != nil {
-		f.t.Fatal(err)
-	}
-	return tok
+	return storetest.Token(f.t, f.st, name, role)
 }
 
 func (f *fixture) query(sql string, args []any, dest ...any) {
 	f.t.Helper()
-	c, err := pgx.Connect(context.Background(), f.url)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	if err := c.QueryRow(context.Background(), sql, args...).Scan(dest...); err != nil {
-		f.t.Fatalf("%s: %v", sql, err)
-	}
+	storetest.QueryRow(f.t, f.url, sql, args, dest...)
 }
 
 func (f *fixture) count(sql string, args ...any) int {
 	f.t.Helper()
-	var n int
-	f.query(sql, args, &n)
-	return n
+	return storetest.Count(f.t, f.url, sql, args...)
 }
 
 // answer is a console response, read whole.
