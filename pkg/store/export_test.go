@@ -15,8 +15,12 @@ func TxFor(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
 // MessageSearchSQL exposes the message search query for EXPLAIN tests.
 var MessageSearchSQL = messageSearchSQL
 
-// DuplicatesSQL is the listener's de-duplication lookup.
-const DuplicatesSQL = duplicatesSQL
+// The listener's de-duplication lookup, for a group and for a lone
+// message.
+const (
+	DuplicatesSQL = duplicatesSQL
+	SaveOneSQL    = saveOneSQL
+)
 
 // Pool is the store's connection pool, with the session settings every
 // Aorta connection gets.

@@ -150,6 +150,14 @@ func (s *Store) Save(ctx context.Context, units []Unit, dedupWindow time.Duratio
 			all = append(all, m)
 		}
 	}
+	if len(units) == 1 && units[0].Batch == nil && units[0].Message != nil {
+		o, err := s.saveOne(ctx, units[0].Message, dedupWindow)
+		if err != nil {
+			return nil, err
+		}
+		outcomes[0][0] = o
+		return outcomes, nil
+	}
 
 	// The transaction is driven by hand over one connection so that it
 	// costs two round trips (BEGIN + locks + look-ups, then inserts +
@@ -479,39 +487,43 @@ const lockKeysSQL = `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::int8
 // messages ($5). Each row names its key by its 1-based position in the
 // arrays; rows come key by key, oldest first.
 //
-// The LIMIT keeps the planner from flattening the subquery into a join:
-// on a table not analysed yet it would hash the keys and read all of
-// messages; as it stands it can only probe an index per key, and the
-// only index with the sender and the control ID is messages_dedup_idx
-// (the sender and facility search indexes are partial, and the values
-// from arrays cannot prove their predicates). No sender re-sends a
-// control ID a thousand times within a day.
+// It runs with a generic plan (genericPlans), made once per connection,
+// and is written so that the only plan open to it is a probe per key by
+// sender and control ID, whatever the table's statistics (a new or purged
+// table is planned as empty until autovacuum analyses it):
+//   - the LIMIT keeps the planner from flattening the subquery into a
+//     join, which on a table not analysed yet hashes the keys and reads
+//     all of messages;
+//   - no index on received_at can be picked to read a whole day: the
+//     window is a filter no index can serve ("IS TRUE"), and the order
+//     (oldest first) an expression no index provides ("+ interval '0 s'";
+//     with the sender and control ID fixed, plain received_at is the
+//     order of messages_received_id_idx, whose full scan then looks free
+//     on an empty table);
+//   - the API's sender and facility indexes are partial, and a generic
+//     plan cannot prove their predicates.
+//
+// That leaves messages_dedup_idx and messages_control_id_idx, each a probe
+// of the few rows under one control ID (no sender re-sends a control ID a
+// thousand times within a day). Planning the lookup for each group's
+// values instead cost a tenth of the database's time per message, and
+// with the values in hand the planner can prove those partial indexes'
+// predicates and choose them.
 const duplicatesSQL = `SELECT k.i, m.id, m.raw_sha256, m.ack
 	FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS k (app, fac, cid, i)
 	CROSS JOIN LATERAL (
 		SELECT id, raw_sha256, ack, received_at FROM messages
-		WHERE sending_application = k.app AND sending_facility = k.fac AND control_id = k.cid AND received_at >= $4
-		  AND id <> ALL ($5::uuid[])
-		ORDER BY received_at LIMIT 1000
+		WHERE sending_application = k.app AND sending_facility = k.fac AND control_id = k.cid
+		  AND (received_at >= $4) IS TRUE AND id <> ALL ($5::uuid[])
+		ORDER BY received_at + interval '0 s' LIMIT 1000
 	) AS m
 	ORDER BY k.i, m.received_at`
 
-// pgx prepares every statement, and after five executions PostgreSQL may
-// switch a prepared statement to a generic plan and keep it until the
-// table is next analysed. A listener that starts on a new or purged (and
-// vacuumed) messages table would then look up duplicates with the
-// sequential scan planned for an empty table, slower with every message
-// stored until autovacuum analyses it again. The lookup is therefore
-// planned at each execution, for the table as it is; only the lookup: the
-// inserts that follow keep their cached plans (planning them all cost a
-// quarter of the listener's throughput in make bench, the lookup alone
-// about a tenth at one connection). Ruling out sequential scans instead
-// is not enough: a generic plan made on the empty table then picks an
-// arbitrary index (the API's facility index, scanning a whole day).
-const (
-	customPlans = `SET LOCAL plan_cache_mode = force_custom_plan`
-	cachedPlans = `SET LOCAL plan_cache_mode = auto`
-)
+// genericPlans makes the statements after it in the transaction planned
+// once per connection, for any parameters: see duplicatesSQL and
+// saveOneSQL, which are written for it, and TestDuplicateLookupPlans,
+// which holds them to it. The inserts have no plan to choose.
+const genericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 
 // lookupDuplicates opens the transaction and finds, for each distinct
 // de-duplication key in msgs, the messages already stored within the
@@ -561,11 +573,10 @@ func lookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, wind
 			oldest = m.ReceivedAt
 		}
 	}
-	b.Queue(customPlans)
+	b.Queue(genericPlans)
 	// The group's own ids are excluded: after an ambiguous commit, a retry
 	// must not take its own earlier insert for a duplicate.
 	b.Queue(duplicatesSQL, apps, facs, cids, oldest.Add(-window), ids)
-	b.Queue(cachedPlans)
 	br := conn.SendBatch(ctx, b)
 	defer br.Close()
 	for range 3 {
@@ -594,9 +605,6 @@ func lookupDuplicates(ctx context.Context, conn *pgx.Conn, msgs []*Message, wind
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("look up duplicates: %w", err)
-	}
-	if _, err := br.Exec(); err != nil {
-		return nil, fmt.Errorf("restore cached plans: %w", err)
 	}
 	if err := br.Close(); err != nil {
 		return nil, fmt.Errorf("look up duplicates: %w", err)

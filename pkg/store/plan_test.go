@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,14 +15,107 @@ import (
 	"github.com/aortahealth/aorta/pkg/store"
 )
 
-// A listener started on an empty, vacuumed messages table must not keep
-// looking up duplicates with the sequential scan planned for it once the
-// table has grown: pgx prepares statements, and a generic plan made while
-// the table was empty would stay until the next ANALYZE. The real lookup
-// runs on an empty table well past the five executions after which
-// PostgreSQL may cache a generic plan: it must never have made one, and
-// planned for its parameters on 20,000 rows it must use the index.
-func TestDuplicateLookupStaysIndexedAsTheTableGrows(t *testing.T) {
+// The listener's de-duplication lookups run with generic plans, made once
+// per connection whatever the table held then: on a new installation that
+// is an empty table, on a benchmark's fresh database one autovacuum has
+// not analysed yet. Whatever the table's state when the plan is made, it
+// must probe messages by sender and control ID (messages_dedup_idx, or
+// messages_control_id_idx, as good): a plan that reads the window through
+// an index on received_at, or a sender's history through the API's sender
+// index, would slow the listener with every message stored. (A sequential
+// scan is ruled out for every Aorta session: see store.Open.)
+func TestDuplicateLookupPlans(t *testing.T) {
+	t.Parallel()
+	st, _ := pgtest.NewStore(t)
+	ctx := context.Background()
+	pc, err := st.Pool().Acquire(ctx) // with the session settings of every Aorta connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Release()
+	conn := pc.Conn()
+	exec := func(sql string, args ...any) {
+		t.Helper()
+		if _, err := conn.Exec(ctx, sql, args...); err != nil {
+			t.Fatalf("%s: %v", strings.SplitN(sql, "\n", 2)[0], err)
+		}
+	}
+	// One sender, many control IDs: the sender's indexes look as good as
+	// the probe to a planner that reads only its first columns.
+	fill := func(n int) {
+		exec(`INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, status,
+				sending_application, sending_facility, control_id)
+			SELECT gen_random_uuid(), now() - n * interval '1 second', 'test', '127.0.0.1:1', 'MSH|', '\x00', 'accepted',
+				'LAB', 'HOSP', 'C' || n
+			FROM generate_series(1, $1::int) AS n`, n)
+	}
+	statements := []struct {
+		name, types, sql, args string
+	}{
+		{"group lookup", "text[], text[], text[], timestamptz, uuid[]", store.DuplicatesSQL,
+			`'{LAB,LAB}', '{HOSP,HOSP}', '{C100,C200}', now() - interval '1 day', '{}'`},
+		{"lone message", "uuid, timestamptz, text, text, uuid, int4, bytea, bytea, text, text, text, text, text, text, text, text, " +
+			"text, text, text, text, text, bytea, int4, text, text, int4, timestamptz, text, int4, timestamptz", store.SaveOneSQL,
+			`gen_random_uuid(), now(), 'l', 'r', NULL, NULL, 'x', '\x00', 'LAB', 'HOSP', '', '', 'ORU', 'R01', '', 'C100', 'P', '2.5', '',
+			'accepted', 'AA', '\x00', NULL, NULL, NULL, 0, NULL, 'pk', 3, now() - interval '1 day'`},
+	}
+	// The scans of messages in a plan, other than by primary key (the
+	// lone message's duplicate count).
+	scan := regexp.MustCompile(`(Seq Scan|Index Scan|Index Only Scan|Bitmap Index Scan)( using (\w+))? on messages\b`)
+	check := func(state string) {
+		t.Helper()
+		for _, st := range statements {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sql := range []string{
+				`SET LOCAL plan_cache_mode = force_generic_plan`,
+				fmt.Sprintf(`PREPARE plan_test (%s) AS %s`, st.types, st.sql),
+			} {
+				if _, err := tx.Exec(ctx, sql); err != nil {
+					t.Fatalf("%s: %v", st.name, err)
+				}
+			}
+			rows, err := tx.Query(ctx, `EXPLAIN (COSTS OFF) EXECUTE plan_test (`+st.args+`)`, pgx.QueryExecModeSimpleProtocol)
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			tx.Rollback(ctx)
+			exec(`DEALLOCATE plan_test`)
+			text := strings.Join(plan, "\n")
+			probes := 0
+			for _, m := range scan.FindAllStringSubmatch(text, -1) {
+				switch m[3] {
+				case "messages_dedup_idx", "messages_control_id_idx":
+					probes++
+				case "messages_pkey":
+				default:
+					t.Errorf("%s, generic plan on %s: %s on messages\n%s", st.name, state, strings.TrimSpace(m[0]), text)
+				}
+			}
+			if probes != 1 {
+				t.Errorf("%s, generic plan on %s: %d probes by sender and control ID, want 1\n%s", st.name, state, probes, text)
+			}
+		}
+	}
+	check("an empty table")
+	exec(`VACUUM messages`)
+	check("an empty vacuumed table")
+	fill(5000)
+	check("5,000 rows never analysed")
+	fill(20000)
+	exec(`ANALYZE messages`)
+	check("25,000 rows analysed")
+}
+
+// The plans above are the ones the listener uses: its lookups never
+// plan for their parameters, however often they run.
+func TestListenerLookupsUseGenericPlans(t *testing.T) {
 	t.Parallel()
 	_, url := pgtest.NewStore(t)
 	ctx := context.Background()
@@ -30,110 +124,44 @@ func TestDuplicateLookupStaysIndexedAsTheTableGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := conn.Exec(ctx, sql); err != nil {
-			t.Fatalf("%s: %v", strings.SplitN(sql, "\n", 2)[0], err)
-		}
-	}
-	exec(`VACUUM ANALYZE messages`)
-	lookup := func(i int) {
-		t.Helper()
+	for i := range 10 {
 		m := &store.Message{ID: uuid.Must(uuid.NewV7()), ReceivedAt: time.Now(),
 			Header: store.Header{SendingApplication: "LAB", SendingFacility: "HOSP", ControlID: fmt.Sprint("L", i)}}
 		if err := store.LookupDuplicates(ctx, conn, []*store.Message{m}, 24*time.Hour); err != nil {
 			t.Fatalf("lookup %d: %v", i, err)
 		}
-		exec(`ROLLBACK`)
+		if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for i := range 10 {
-		lookup(i)
-	}
-	exec(`INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, status,
-			sending_application, sending_facility, control_id)
-		SELECT gen_random_uuid(), now() - n * interval '1 second', 'test', '127.0.0.1:1', 'MSH|', '\x00', 'accepted',
-			'LAB', 'HOSP', 'C' || n
-		FROM generate_series(1, 20000) AS n`)
-	lookup(10)
-
 	var generic, custom int64
 	if err := conn.QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`,
 		store.DuplicatesSQL).Scan(&generic, &custom); err != nil {
-		t.Fatalf("the lookup's prepared statement: %v", err)
+		t.Fatalf("the group lookup's prepared statement: %v", err)
 	}
-	if generic != 0 || custom != 11 {
-		t.Errorf("lookup planned %d times generically, %d times for its parameters; want never generically, 11 for its parameters", generic, custom)
+	if generic != 10 || custom != 0 {
+		t.Errorf("group lookup planned %d times generically, %d times for its parameters; want 10 and 0", generic, custom)
 	}
 
-	// What planning for its parameters gives on the grown table.
-	tx, err := conn.Begin(ctx)
+	// A lone message goes through Save on the store's one-connection pool.
+	one, err := store.Open(ctx, url, store.Options{MaxConns: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
-		t.Fatal(err)
-	}
-	explain := `EXPLAIN ` + strings.NewReplacer("$1", "'{LAB,LAB}'", "$2", "'{HOSP,HOSP}'", "$3", "'{C100,C200}'", "$4", "now() - interval '1 day'", "$5", "'{}'").Replace(store.DuplicatesSQL)
-	rows, err := tx.Query(ctx, explain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if text := strings.Join(plan, "\n"); strings.Contains(text, "Seq Scan on messages") || !strings.Contains(text, "messages_dedup_idx") {
-		t.Errorf("de-duplication lookup on 20,000 rows:\n%s\nwant messages_dedup_idx, no sequential scan", text)
-	}
-}
-
-// On a table autovacuum has not analysed yet (a new installation's first
-// minute, or a benchmark's fresh database), the planner has no statistics
-// to tell that a control ID picks out one message: an index that leads
-// with the sender too must not look as good to it as messages_dedup_idx,
-// or every lookup reads all of the sender's messages in the window and
-// the listener slows with every message stored. Checked on a never
-// analysed table holding one sender's 5,000 messages.
-func TestDuplicateLookupUsesItsIndexBeforeAnyAnalyze(t *testing.T) {
-	t.Parallel()
-	_, url := pgtest.NewStore(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `INSERT INTO messages (id, received_at, listener, remote_addr, raw, raw_sha256, status,
-			sending_application, sending_facility, control_id)
-		SELECT gen_random_uuid(), now() - n * interval '1 second', 'test', '127.0.0.1:1', 'MSH|', '\x00', 'accepted',
-			'LAB', 'HOSP', 'C' || n
-		FROM generate_series(1, 5000) AS n`); err != nil {
-		t.Fatal(err)
-	}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_custom_plan`); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []int{1, 2, 64, 128} { // a group's distinct keys
-		apps, facs, cids := make([]string, n), make([]string, n), make([]string, n)
-		for i := range n {
-			apps[i], facs[i], cids[i] = "LAB", "HOSP", fmt.Sprint("C", 100+i)
+	defer one.Close()
+	for i := range 10 {
+		m := &store.Message{ID: uuid.Must(uuid.NewV7()), ReceivedAt: time.Now(), Listener: "test", Raw: []byte("MSH|" + fmt.Sprint(i)),
+			Status: store.StatusAccepted, Outbox: &store.OutboxEntry{PartitionKey: 1},
+			Header: store.Header{SendingApplication: "LAB", SendingFacility: "HOSP", ControlID: fmt.Sprint("S", i)}}
+		if _, err := one.Save(ctx, []store.Unit{{Message: m}}, 24*time.Hour); err != nil {
+			t.Fatalf("save %d: %v", i, err)
 		}
-		rows, err := tx.Query(ctx, `EXPLAIN `+store.DuplicatesSQL, apps, facs, cids, time.Now().Add(-24*time.Hour), [][16]byte{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if text := strings.Join(plan, "\n"); !strings.Contains(text, "messages_dedup_idx") || strings.Contains(text, "Seq Scan") {
-			t.Errorf("de-duplication lookup of %d keys on a never analysed table:\n%s\nwant messages_dedup_idx", n, text)
-		}
+	}
+	if err := one.Pool().QueryRow(ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1`,
+		store.SaveOneSQL).Scan(&generic, &custom); err != nil {
+		t.Fatalf("the lone message's prepared statement: %v", err)
+	}
+	if generic != 10 || custom != 0 {
+		t.Errorf("lone message's statement planned %d times generically, %d times for its parameters; want 10 and 0", generic, custom)
 	}
 }
