@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -87,10 +88,14 @@ func (in *Ingester) ServeMLLP(ctx context.Context, c mllp.ConnInfo, frame []byte
 	}
 	resp := in.answer(p, outcomes[0])
 	in.observeAck(p, outcomes[0], resp, start)
-	in.cfg.Logger.Debug("message stored",
-		"conn", c.ID, "message_id", p.msg.ID, "control_id", p.msg.Header.ControlID,
-		"type", p.msg.Header.MessageType, "trigger", p.msg.Header.TriggerEvent,
-		"status", p.msg.Status, "ack", p.msg.AckCode, "duplicate", outcomes[0].Duplicate, "bytes", len(frame))
+	// Guarded: the arguments would be boxed for every message even with
+	// debug logging off.
+	if in.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+		in.cfg.Logger.Debug("message stored",
+			"conn", c.ID, "message_id", p.msg.ID, "control_id", p.msg.Header.ControlID,
+			"type", p.msg.Header.MessageType, "trigger", p.msg.Header.TriggerEvent,
+			"status", p.msg.Status, "ack", p.msg.AckCode, "duplicate", outcomes[0].Duplicate, "bytes", len(frame))
+	}
 	if p.msg.Status == store.StatusRejected {
 		// Visible at the production log level: a sender whose messages are
 		// all rejected must be noticed. Header identifiers and the HL7
