@@ -25,6 +25,8 @@
 //	corpus_test.go   the shared third-party corpus over TCP
 //	interop_test.go  Debian's mllp_send
 //	admin_test.go    /healthz, /readyz, /metrics, the start-up log line
+//	readiness_test.go  /readyz while the database refuses writes (read-only,
+//	                   disk full) and after
 //
 // and the router's, which run the real router binary next to the listener
 // (routes of their own in testdata/router) and check the events, routing

@@ -202,8 +202,8 @@ func TestDatabaseRefusesWrites(t *testing.T) {
 			checkAllStoredOnce(t, db, msgs)
 
 			// Not a crash, not a restart loop: one process all along,
-			// alive by its liveness check. Readiness follows whether the
-			// database answers (it does), so it is reported, not judged.
+			// alive by its liveness check. Readiness is reported here, not
+			// judged: TestReadinessFollowsWrites judges it.
 			if l.hasExited() {
 				t.Errorf("listener exited (%v) while the database refused writes", l.state)
 			}

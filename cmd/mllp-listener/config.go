@@ -55,6 +55,7 @@ type config struct {
 	RejectTypes      string
 	CommitMaxGroup   int
 	Committers       int
+	CommitFailHold   time.Duration
 
 	ShutdownTimeout time.Duration
 }
@@ -117,6 +118,7 @@ func parseConfig(fs *flag.FlagSet, args []string) (config, error) {
 	str(&c.RejectTypes, "reject-types", "REJECT_TYPES", strings.Join(ingest.DefaultRejectTypes, ","), "MSH-9.1 message codes rejected with ERR 200 (queries need an application response)")
 	integer(&c.CommitMaxGroup, "commit-max-group", "COMMIT_MAX_GROUP", ingest.DefaultMaxGroup, "most frames stored in one transaction (group commit)")
 	integer(&c.Committers, "committers", "COMMITTERS", ingest.DefaultCommitters, "transactions in flight at once")
+	dur(&c.CommitFailHold, "commit-failure-hold", "COMMIT_FAILURE_HOLD", ingest.DefaultCommitFailureHold, "after a commit fails on the database, /readyz reports not ready until a commit succeeds, or for this long after the last failure")
 
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "SHUTDOWN_TIMEOUT", defaultShutdownTimeout, "on SIGTERM/SIGINT, how long in-flight messages may take to commit and be acknowledged")
 
@@ -199,6 +201,8 @@ func (c config) ingestConfig() ingest.Config {
 		OnStoreFailure:   ingest.StoreFailureAction(c.OnStoreFailure),
 		ProcessingIDs:    ingest.ParseList(c.ProcessingIDs),
 		RejectTypes:      ingest.ParseList(c.RejectTypes),
+		// How long a failed commit keeps /readyz failing.
+		CommitFailureHold: c.CommitFailHold,
 	}
 }
 
@@ -212,6 +216,6 @@ func (c config) logAttrs() []any {
 		"rate_limit", c.RateLimit, "rate_burst", c.RateBurst, "rate_limit_max_wait", c.RateLimitMaxWait,
 		"dedup_window", c.DedupWindow, "store_retry_budget", c.StoreRetryBudget, "on_store_failure", c.OnStoreFailure,
 		"ack_mode", c.AckMode, "processing_ids", c.ProcessingIDs, "reject_types", c.RejectTypes,
-		"commit_max_group", c.CommitMaxGroup, "committers", c.Committers, "auto_migrate", c.AutoMigrate,
+		"commit_max_group", c.CommitMaxGroup, "committers", c.Committers, "commit_failure_hold", c.CommitFailHold, "auto_migrate", c.AutoMigrate,
 	}
 }

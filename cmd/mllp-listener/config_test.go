@@ -78,6 +78,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "negative rate", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--rate-limit", "-1"}, wantErr: "--rate-limit"},
 		{name: "rate not a number", env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "MLLP_RATE_LIMIT": "fast"}, wantErr: "MLLP_RATE_LIMIT"},
 		{name: "negative per-IP limit", env: map[string]string{"DATABASE_URL": "postgres://x@h/db"}, args: []string{"--max-conns-per-ip", "-2"}, wantErr: "--max-conns-per-ip"},
+		{name: "commit failure hold reaches the ingester", env: map[string]string{"DATABASE_URL": "postgres://x@h/db", "COMMIT_FAILURE_HOLD": "10s"},
+			check: func(c config) string {
+				if got := c.ingestConfig().CommitFailureHold; got != 10*time.Second {
+					return fmt.Sprintf("ingest CommitFailureHold %v, want 10s", got)
+				}
+				return ""
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -160,8 +160,13 @@ func serve(ctx context.Context, cfg config, st *store.Store, certs *tlsfiles.Rel
 			return fmt.Errorf("listen for admin HTTP: %w", err)
 		}
 		httpSrv = &http.Server{
+			// Ready means able to store: SELECT 1 also succeeds on a
+			// standby or a read-only database. "database" sees, in one
+			// round trip, what can be seen without writing; "commits" what
+			// only our writes reveal (a full disk, say).
 			Handler: admin.Router(reg, map[string]admin.Check{
-				"database": st.Ping,
+				"database": st.CheckSave,
+				"commits":  in.CheckCommits,
 				"mllp": func(context.Context) error {
 					if !bound.Load() {
 						return errors.New("MLLP listener not accepting")

@@ -231,7 +231,9 @@ func runServe(ctx context.Context, args []string) error {
 			return fmt.Errorf("listen for admin HTTP: %w", err)
 		}
 		mux := admin.Router(reg, map[string]admin.Check{
-			"database": st.Ping,
+			// Not only reachable: the router's work is writes, which a
+			// standby or a read-only database refuses (SELECT 1 does not).
+			"database": st.CheckWritable,
 			"notifications": func(context.Context) error {
 				if !rt.Listening() {
 					return errors.New("not listening for outbox notifications (polling)")

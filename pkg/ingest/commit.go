@@ -79,6 +79,7 @@ func (in *Ingester) commitGroup(ctx context.Context, group []*job, deadline time
 		cancel()
 		in.cfg.Metrics.observeCommit(len(group), time.Since(start), err)
 		if err == nil {
+			in.commitSucceeded()
 			for i, j := range group {
 				j.done <- result{outcomes: outcomes[i]}
 			}
@@ -105,6 +106,9 @@ func (in *Ingester) commitGroup(ctx context.Context, group []*job, deadline time
 		} else if cause != nil {
 			err = fmt.Errorf("%w; last database error: %w", err, cause)
 		}
+		// Recorded before any frame of the group is answered, so that
+		// whoever sees a frame refused sees the listener not ready.
+		in.commitFailed(err)
 		wait := min(backoff, time.Until(deadline))
 		if wait <= 0 {
 			in.cfg.Logger.Error("database unavailable, giving up on frames", "frames", len(group), "attempts", attempt, "err", err)

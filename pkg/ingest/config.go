@@ -26,6 +26,15 @@ const (
 	// DefaultCommitters is how many transactions may be in flight at once.
 	// Two lets one group insert while the previous one waits for fsync.
 	DefaultCommitters = 2
+	// DefaultCommitFailureHold is how long a commit that failed on the
+	// database keeps CheckCommits (the listener's readiness) failing when
+	// no commit succeeds after it; see CheckCommits for why it expires. A
+	// minute is longer than load balancers take to act on failing checks
+	// (Kubernetes by default: 3 failures 10 s apart; HAProxy: 3 failures
+	// 2 s apart), so a listener whose traffic is sparse is still taken out
+	// of rotation, and short enough that after a database blip a listener
+	// with no traffic to prove it is back rejoins within a minute.
+	DefaultCommitFailureHold = time.Minute
 )
 
 // DefaultProcessingIDs are the MSH-11 values accepted: production,
@@ -80,6 +89,9 @@ type Config struct {
 	Metrics          *Metrics // nil: metrics are not recorded
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+	// CommitFailureHold bounds how long CheckCommits fails after the last
+	// failed commit; see DefaultCommitFailureHold.
+	CommitFailureHold time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -97,6 +109,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Committers <= 0 {
 		c.Committers = DefaultCommitters
+	}
+	if c.CommitFailureHold <= 0 {
+		c.CommitFailureHold = DefaultCommitFailureHold
 	}
 	switch c.AckMode {
 	case "":

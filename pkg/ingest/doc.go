@@ -9,7 +9,9 @@
 // and returns the ACK only once that transaction has committed. A storage
 // failure never yields a positive ACK: after a short retry budget the
 // connection is closed (the sender resends) or, when configured, answered
-// with AR/CR and ERR code 207.
+// with AR/CR and ERR code 207. The committers remember whether their last
+// attempt failed on the database (CommitFailure), and CheckCommits makes
+// that a readiness check, so that a load balancer sends senders elsewhere.
 //
 // A batch file (FHS/BHS ... BTS/FTS) in one frame is stored as a batch row
 // holding the exact frame plus one message row per member, and answered

@@ -22,6 +22,8 @@ type Ingester struct {
 	cfg   Config
 	store *store.Store
 	queue chan *job
+	// commits is what the last commit attempt said about the database.
+	commits commitState
 
 	stop      context.CancelFunc
 	wg        sync.WaitGroup

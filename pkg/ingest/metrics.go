@@ -27,6 +27,7 @@ type Metrics struct {
 	groupSize     prometheus.Histogram
 	commitSeconds prometheus.Histogram
 	commitErrors  *prometheus.CounterVec
+	commitFailing prometheus.Gauge
 }
 
 // NewMetrics registers the ingest metrics with reg.
@@ -74,9 +75,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "aorta_commit_errors_total", Help: "Failed store transaction attempts, by kind: transient (database unavailable, retried) or data.",
 		}, []string{"kind"}),
+		commitFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "aorta_commit_failing",
+			Help: "1 while the most recent store transaction attempt failed on the database (unreachable, read-only, disk full) and none has succeeded since, else 0. " +
+				"Unlike /readyz it does not expire: with no traffic it stays 1 until a commit succeeds.",
+		}),
 	}
 	reg.MustRegister(m.received, m.stored, m.rejected, m.duplicates, m.ignored, m.reused, m.batches,
-		m.storeFailures, m.ackLatency, m.groupSize, m.commitSeconds, m.commitErrors)
+		m.storeFailures, m.ackLatency, m.groupSize, m.commitSeconds, m.commitErrors, m.commitFailing)
 	return m
 }
 
@@ -94,6 +100,17 @@ func (m *Metrics) observeCommit(frames int, d time.Duration, err error) {
 		kind = "transient"
 	}
 	m.commitErrors.WithLabelValues(kind).Inc()
+}
+
+func (m *Metrics) setCommitFailing(failing bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if failing {
+		v = 1
+	}
+	m.commitFailing.Set(v)
 }
 
 // messageTypes are the message codes of HL7 table 0076 common enough to
