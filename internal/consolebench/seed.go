@@ -47,7 +47,9 @@ var (
 		"message_type", "trigger_event", "message_structure", "control_id", "processing_id", "version",
 		"patient_key", "partition_key", "status", "ack_code", "ack", "error_code", "error_location", "error",
 		"control_id_reused", "duplicate_count", "last_duplicate_at"}
-	routingCols = []string{"message_id", "status", "routes", "events", "attempts", "routed_at", "error"}
+	// received_at as the router writes it (migration 00012): left out, a
+	// trigger would fill it in row by row.
+	routingCols = []string{"message_id", "status", "routes", "events", "attempts", "routed_at", "error", "received_at"}
 	eventCols   = []string{"id", "type", "occurred_at", "recorded_at", "message_id", "patient_id", "patient_key",
 		"encounter_id", "source", "route", "schema_version", "payload"}
 	deadCols = []string{"message_id", "patient_key", "route", "error", "attempts", "created_at", "resolved_at",
@@ -270,7 +272,7 @@ func seedBatch(ctx context.Context, conn *pgx.Conn, g *generator, b int, st *sta
 		if routes == nil {
 			routes = []string{}
 		}
-		routing = append(routing, []any{m.ID, m.Routing, routes, len(m.Events), 1, m.RoutedAt, errText})
+		routing = append(routing, []any{m.ID, m.Routing, routes, len(m.Events), 1, m.RoutedAt, errText, m.ReceivedAt})
 		source := m.Sender.App + "^" + m.Sender.Facility
 		for _, e := range m.Events {
 			events = append(events, []any{e.ID, e.Type, e.OccurredAt, m.RoutedAt, m.ID, m.PatientID, m.PatientKey,

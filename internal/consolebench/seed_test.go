@@ -65,6 +65,11 @@ func TestSeedAndViews(t *testing.T) {
 		WHERE (m.status = 'accepted') <> (r.message_id IS NOT NULL)`); n != 0 {
 		t.Errorf("%d messages: accepted without routing, or routed without being accepted", n)
 	}
+	// The routing rows' copy of received_at, which the exception searches
+	// are ordered by, is the message's.
+	if n := count(`SELECT count(*) FROM message_routing r JOIN messages m ON m.id = r.message_id WHERE r.received_at <> m.received_at`); n != 0 {
+		t.Errorf("%d routing rows with another received_at than their message's", n)
+	}
 	if n := count(`SELECT count(*) FROM dead_letters d JOIN message_routing r USING (message_id) WHERE r.status <> 'dead_lettered'`); n != 0 {
 		t.Errorf("%d dead letters of messages not dead-lettered", n)
 	}
@@ -86,7 +91,7 @@ func TestSeedAndViews(t *testing.T) {
 	// Each filtered search finds something: a bench of empty answers
 	// would time nothing.
 	for _, f := range []store.MessageFilter{{ControlID: s.ControlID}, {SendingApplication: idleSender.App, SendingFacility: idleSender.Facility}, {Patient: s.PatientID}, {SendingApplication: s.Sender},
-		{Status: "rejected"}, {Since: s.End.Add(-4*24*time.Hour - time.Hour), Until: s.End.Add(-4 * 24 * time.Hour)}, {After: &s.Cursor}} {
+		{Status: "rejected"}, {Status: "dead_lettered"}, {Status: "unrouted"}, {Since: s.End.Add(-4*24*time.Hour - time.Hour), Until: s.End.Add(-4 * 24 * time.Hour)}, {After: &s.Cursor}} {
 		f.Limit = apiPage
 		ms, err := st.MessageSearch(ctx, f)
 		if err != nil {

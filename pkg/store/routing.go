@@ -593,8 +593,12 @@ func queueOutcome(b *pgx.Batch, p Processed, now time.Time) {
 	if routes == nil {
 		routes = []string{}
 	}
-	b.Queue(`INSERT INTO message_routing (message_id, status, routes, events, warnings, attempts, routed_at, error)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	// received_at is copied from the message itself, not from p.Work, so
+	// that the copy the exception searches are ordered by (migration
+	// 00012) cannot differ from it whoever built the Work. A replay
+	// leaves it as it is: a message's received_at never changes.
+	b.Queue(`INSERT INTO message_routing (message_id, status, routes, events, warnings, attempts, routed_at, error, received_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, (SELECT m.received_at FROM messages m WHERE m.id = $1))
 		ON CONFLICT (message_id) DO UPDATE SET status = EXCLUDED.status, routes = EXCLUDED.routes, events = EXCLUDED.events,
 			warnings = EXCLUDED.warnings, attempts = EXCLUDED.attempts, routed_at = EXCLUDED.routed_at, error = EXCLUDED.error`,
 		[16]byte(p.Work.MessageID), p.Status, routes, len(p.Events), warnings, p.Work.Attempts+1, now, nullable(p.Error))
