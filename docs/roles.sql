@@ -105,13 +105,15 @@ GRANT UPDATE (last_seen_at) ON console_sessions TO aorta_api;
 GRANT aorta_api TO aorta_router;
 
 -- Retention (docs/operations.md, "Retention") is the only thing that
--- deletes stored messages, events and audit rows, so it has a role of its
--- own rather than the router's: grant it to the router's login only where
--- the router runs the passes (--retain-*), or give it to a separate login
--- that runs "router retention" from a scheduled job.
+-- deletes stored messages, events, audit rows and alerts, so it has a role
+-- of its own rather than the router's: grant it to the router's login only
+-- where the router runs the passes (--retain-*), or give it to a separate
+-- login that runs "router retention" from a scheduled job. It deletes a
+-- resolved alert with its finished deliveries, and never updates either.
 GRANT SELECT ON messages, batches, outbox, message_routing, events, observations, dead_letters, scores, alerts,
     deliveries, audit_log TO aorta_retention;
-GRANT DELETE ON messages, batches, message_routing, events, observations, dead_letters, audit_log TO aorta_retention;
+GRANT DELETE ON messages, batches, message_routing, events, observations, dead_letters, audit_log, alerts, deliveries
+    TO aorta_retention;
 GRANT INSERT ON audit_log TO aorta_retention;
 
 -- Example LOGIN users, one per process, members of the group roles. Give

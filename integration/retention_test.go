@@ -17,7 +17,8 @@ import (
 )
 
 // retentionTables are the tables "router retention" reports, in order.
-var retentionTables = []string{"messages", "batches", "message_routing", "dead_letters", "observations", "events", "audit_log"}
+var retentionTables = []string{"alerts", "deliveries", "messages", "batches", "message_routing", "dead_letters", "observations",
+	"events", "audit_log"}
 
 // retentionCounts reads the per-table counts of a "router retention"
 // report: its table's rows are "<table> <count> <oldest> <newest>".
@@ -127,7 +128,7 @@ func TestRetention(t *testing.T) {
 		t.Fatalf("the old messages have %d events and %d observations, want 4 each (one heart rate apiece)", oldEvents, oldObservations)
 	}
 	want := map[string]int{
-		"messages": 7, "batches": 1, "message_routing": 7, "dead_letters": 0,
+		"alerts": 0, "deliveries": 0, "messages": 7, "batches": 1, "message_routing": 7, "dead_letters": 0,
 		"observations": 4, "events": 4, "audit_log": 1,
 	}
 
@@ -179,7 +180,7 @@ func TestRetention(t *testing.T) {
 	}
 
 	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
-	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(map[string]int{
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(map[string]int{"alerts": 0, "deliveries": 0,
 		"messages": 0, "batches": 0, "message_routing": 0, "dead_letters": 0, "observations": 0, "events": 0, "audit_log": 0}) {
 		t.Errorf("second pass deleted %v, want nothing", got)
 	}
@@ -205,4 +206,110 @@ func TestRetention(t *testing.T) {
 		t.Errorf("the router logged no pass")
 	}
 	checkNoPHI(t, "router", r.log, "RT01", "RT02", "MRN001", "DOE", "tachy")
+}
+
+// TestRetentionAlerts runs "router retention" on alerts the real router
+// raised with the shipped routes: one NEWS2 alert raised and resolved,
+// another raised and still open, each notification delivered to the log
+// destination, everything then aged by 400 days. With the audit kept 365
+// days, the resolved alert goes with its two deliveries and, in the same
+// pass, with the message that raised it and that message's events and
+// observations (the resolving message stays: its score events are the
+// patient's current scores). The open alert stays with its delivery and
+// message. The dry run reports exactly what the pass deletes; a second
+// pass deletes nothing.
+func TestRetentionAlerts(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	db := openDB(t, dbURL)
+	l := startListener(t, dbURL)
+	r := startRouter(t, dbURL, shippedRoutes(t))
+	const resolvedKey, openKey = "GENHOSP/RA01", "GENHOSP/RB01"
+	sendAA(t, l.MLLPAddr, nursingSet("RA-1", "RA01", "1000", setUrgent), nursingSet("RA-2", "RA01", "1010", setWell),
+		nursingSet("RB-1", "RB01", "1000", setUrgent))
+	waitDrained(t, db, drainTimeout)
+	waitDelivered(t, db, "log", 3) // raised and resolved; raised
+	r.stop(t)
+	if a := alertsOf(t, db, resolvedKey); len(a) != 1 || a[0].Status != "resolved" {
+		t.Fatalf("alerts of %s: %+v, want one resolved", resolvedKey, a)
+	}
+	if a := alertsOf(t, db, openKey); len(a) != 1 || a[0].Status != "open" {
+		t.Fatalf("alerts of %s: %+v, want one open", openKey, a)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	for _, sql := range []string{
+		`UPDATE messages SET received_at = received_at - interval '400 days'`,
+		`UPDATE events SET recorded_at = recorded_at - interval '400 days'`,
+		`UPDATE message_routing SET routed_at = routed_at - interval '400 days'`,
+		`UPDATE alerts SET raised_at = raised_at - interval '400 days', updated_at = updated_at - interval '400 days',
+			last_notified_at = last_notified_at - interval '400 days', resolved_at = resolved_at - interval '400 days'`,
+		`UPDATE deliveries SET created_at = created_at - interval '400 days', delivered_at = delivered_at - interval '400 days',
+			last_attempt_at = last_attempt_at - interval '400 days', next_attempt_at = next_attempt_at - interval '400 days'`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	raising := `SELECT id FROM messages WHERE control_id = 'RA-1'`
+	want := map[string]int{
+		"alerts": 1, "deliveries": 2, "messages": 1, "batches": 0, "message_routing": 1, "dead_letters": 0,
+		"observations": count(t, db, `SELECT count(*) FROM observations WHERE message_id IN (`+raising+`)`),
+		"events":       count(t, db, `SELECT count(*) FROM events WHERE message_id IN (`+raising+`)`),
+		"audit_log":    0,
+	}
+	if want["observations"] == 0 || count(t, db, `SELECT count(*) FROM events WHERE message_id IN (`+raising+`) AND type = 'alert.raised'`) != 1 {
+		t.Fatalf("RA-1 has %d observations and %d events, want some, with its alert.raised", want["observations"], want["events"])
+	}
+
+	flags := []string{"--retain-messages", "90d", "--retain-audit", "365d", "--retention-batch", "2", "--migrate=false"}
+	before := rowCounts(t, db)
+	out := runRouterCommand(t, dbURL, append([]string{"retention", "--dry-run"}, flags...)...)
+	t.Logf("dry run:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dry run would delete %v, want %v", got, want)
+	}
+	if after := rowCounts(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the dry run changed the tables: %v, was %v", after, before)
+	}
+	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
+	t.Logf("pass:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pass deleted %v, want %v (what the dry run said)", got, want)
+	}
+	after := rowCounts(t, db)
+	for table, n := range before {
+		gone := n - after[table]
+		if table == "audit_log" {
+			gone++ // the pass wrote its own audit row
+		}
+		if gone != want[table] {
+			t.Errorf("%s: %d rows gone, want %d", table, gone, want[table])
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM alerts WHERE patient_key = $1`, resolvedKey); n != 0 {
+		t.Errorf("%d alerts of %s left, want its resolved one gone", n, resolvedKey)
+	}
+	if n := count(t, db, `SELECT count(*) FROM alerts a JOIN deliveries d ON d.alert_id = a.id
+		JOIN messages m ON m.id = a.message_id WHERE a.patient_key = $1 AND a.status = 'open'`, openKey); n != 1 {
+		t.Errorf("the open alert of %s with its delivery and message: %d rows, want 1", openKey, n)
+	}
+	for cid, n := range map[string]int{"RA-1": 0, "RA-2": 1, "RB-1": 1} {
+		if got := count(t, db, `SELECT count(*) FROM messages WHERE control_id = $1`, cid); got != n {
+			t.Errorf("messages %s: %d, want %d", cid, got, n)
+		}
+	}
+	for _, phi := range []string{"RA01", "RB01"} {
+		if strings.Contains(out, phi) {
+			t.Errorf("retention output holds patient data %q:\n%s", phi, out)
+		}
+	}
+
+	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
+	for table, n := range retentionCounts(t, out) {
+		if n != 0 {
+			t.Errorf("second pass deleted %d rows of %s, want nothing", n, table)
+		}
+	}
 }

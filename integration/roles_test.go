@@ -280,9 +280,13 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 		`DELETE FROM observations WHERE message_id IN (SELECT id FROM messages WHERE control_id = 'RL-4')`,
 		`DELETE FROM message_routing WHERE message_id IN (SELECT id FROM messages WHERE control_id = 'RL-4')`,
 		`DELETE FROM audit_log`,
-		`INSERT INTO audit_log (actor, action, target) VALUES ('retention', 'retention.pass', '')`)
+		`INSERT INTO audit_log (actor, action, target) VALUES ('retention', 'retention.pass', '')`,
+		`WITH a AS (DELETE FROM alerts RETURNING id) DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM a)`)
 	check("retention", owner, retention, false,
 		`UPDATE messages SET raw = ''::bytea`,
+		`UPDATE alerts SET status = 'resolved'`,
+		`UPDATE deliveries SET status = 'pending'`,
+		`INSERT INTO deliveries (event_id, alert_id, destination, kind) SELECT score_event_id, id, 'x', 'log' FROM alerts LIMIT 1`,
 		`INSERT INTO events (id, type, occurred_at, message_id, source, route, schema_version, payload)
 			SELECT gen_random_uuid(), 'x', now(), id, 'x', 'x', 1, '{}' FROM messages LIMIT 1`,
 		`DELETE FROM api_tokens`)

@@ -10,7 +10,7 @@
 //	router replay [filters] [flags]   queue stored messages to be routed again
 //	router migrate [flags]            apply database migrations and exit
 //	router token create|list|revoke   manage the HTTP API's bearer tokens
-//	router retention [--dry-run]      delete old messages, events and audit rows now
+//	router retention [--dry-run]      delete old messages, events, audit rows and finished alerts now
 //
 // Every flag has an environment variable; run `router <command> -h`.
 package main

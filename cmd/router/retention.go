@@ -28,7 +28,7 @@ func (r *retentionFlags) declare(f *envflag.Set) {
 	f.String(&r.Events, "retain-events", "RETAIN_EVENTS", "off",
 		"delete events recorded longer ago than this, at most --retain-messages (off: events go with their message)")
 	f.String(&r.Audit, "retain-audit", "RETAIN_AUDIT", "off",
-		"delete audit_log rows older than this; at least --retain-messages and --retain-events (off keeps them)")
+		"delete audit_log rows older than this, and resolved alerts (with their finished deliveries) last changed longer ago; open alerts are never deleted; at least --retain-messages and --retain-events (off keeps them)")
 	f.Int(&r.Batch, "retention-batch", "RETENTION_BATCH", retention.DefaultBatch,
 		"rows read per retention transaction (a message brings its events and observations)")
 }

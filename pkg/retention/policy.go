@@ -52,9 +52,12 @@ type Policy struct {
 	// Zero with Messages set: events go with their message. It may not
 	// exceed Messages: an event never outlives its raw message.
 	Events time.Duration
-	// Audit: audit_log rows. Zero keeps them forever; otherwise it must be
-	// at least Messages and Events, and those must be set: who viewed or
-	// changed a message is kept as long as the message.
+	// Audit: audit_log rows, and resolved alerts (clinical records,
+	// acknowledged by name) by when they last changed, with their
+	// deliveries; open alerts are never deleted. Zero keeps them forever;
+	// otherwise it must be at least Messages and Events, and those must be
+	// set: who viewed or changed a message is kept as long as the message,
+	// and an alert as long as the messages behind it.
 	Audit time.Duration
 }
 

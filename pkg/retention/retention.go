@@ -104,8 +104,9 @@ func (rep *Report) Total() int64 {
 	return n
 }
 
-// Pass runs one pass now: messages, then events, then audit rows, batch by
-// batch until each walk reaches its cutoff. It returns ErrBusy when
+// Pass runs one pass now: finished alerts (with their deliveries), then
+// messages, then events, then audit rows, batch by batch until each walk
+// reaches its cutoff. It returns ErrBusy when
 // another process holds the retention lock. Cancelling ctx stops it
 // between or inside a batch; the batch in flight rolls back, what
 // committed stays deleted, and the next pass carries on. Except for a dry
@@ -144,6 +145,22 @@ func (r *Runner) run(ctx context.Context, sess *store.RetentionSession, rep *Rep
 		rep.Tables[table] = t
 		if !rep.DryRun {
 			r.o.Metrics.count(table, rm.Rows)
+		}
+	}
+	// Alerts first: the messages and events a finished alert kept can
+	// then go in this pass.
+	for more := true; more; {
+		var removed map[string]store.Removed
+		err := r.retry(ctx, func() (err error) {
+			removed, more, err = sess.NextAlerts(ctx, r.o.Batch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		rep.Transactions++
+		for table, rm := range removed {
+			add(table, rm)
 		}
 	}
 	for more := true; more; {
@@ -238,7 +255,7 @@ func (r *Runner) audit(ctx context.Context, rep *Report) error {
 	}{Policy: rep.Policy.String(), Complete: rep.Complete, Cutoffs: map[string]string{}, Deleted: map[string]table{},
 		Seconds: rep.Duration.Seconds()}
 	for name, at := range map[string]time.Time{"messages": rep.Cutoffs.Messages, "observations": rep.Cutoffs.Observations,
-		"events": rep.Cutoffs.Events, "audit_log": rep.Cutoffs.Audit} {
+		"events": rep.Cutoffs.Events, "audit_log": rep.Cutoffs.Audit, "alerts": rep.Cutoffs.Audit} {
 		if !at.IsZero() {
 			details.Cutoffs[name] = at.UTC().Format(time.RFC3339)
 		}
@@ -329,7 +346,8 @@ func (rep *Report) Write(w io.Writer) error {
 	for _, l := range []struct {
 		what string
 		at   time.Time
-	}{{"messages received before", c.Messages}, {"events recorded before", c.Events}, {"audit rows written before", c.Audit}} {
+	}{{"messages received before", c.Messages}, {"events recorded before", c.Events}, {"audit rows written before", c.Audit},
+		{"resolved alerts last changed before", c.Audit}} {
 		if !l.at.IsZero() {
 			fmt.Fprintf(w, "cutoff: %s %s\n", l.what, l.at.UTC().Format(time.RFC3339))
 		}

@@ -174,6 +174,96 @@ func TestPassDryRunThenRealThenNothing(t *testing.T) {
 	}
 }
 
+// A pass deletes finished alerts first, with their deliveries, so that
+// the messages and events they kept go in the same pass; an open alert
+// as old stays with its message. The dry run says so beforehand, and the
+// report, the audit row and the metrics count the alerts and deliveries.
+func TestPassDeletesFinishedAlertsFirst(t *testing.T) {
+	t.Parallel()
+	st, url := pgtest.NewStore(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	seed(t, conn, 3, 400, false)
+	// The first message's alert was resolved 370 days ago, the second's is
+	// open; each has its event delivered.
+	_, err = conn.Exec(ctx, `
+		INSERT INTO alerts (id, patient_key, patient_id, rule, score, severity, level, status, raised_at, updated_at, last_notified_at,
+			score_event_id, score_at, message_id, resolved_at)
+		SELECT gen_random_uuid(), 'HOSP/P' || n, 'P' || n, 'news2', 'news2', 'urgent', 1, s, t, t, t, e.id, t, m.id,
+			CASE WHEN s = 'resolved' THEN t END
+		FROM (SELECT id, row_number() OVER (ORDER BY received_at) AS n FROM messages) m
+		JOIN events e ON e.message_id = m.id,
+		LATERAL (SELECT CASE n WHEN 1 THEN 'resolved' ELSE 'open' END AS s, now() - interval '370 days' AS t) x
+		WHERE n <= 2;
+		INSERT INTO deliveries (event_id, alert_id, destination, kind, status, attempts, created_at, delivered_at)
+		SELECT score_event_id, id, 'pager', 'webhook', 'delivered', 1, updated_at, updated_at FROM alerts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	r, err := retention.New(st, policy, retention.Options{Batch: 1, Metrics: retention.NewMetrics(reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"alerts": 1, "deliveries": 1, "messages": 2, "message_routing": 2, "events": 2}
+
+	dry, err := r.Pass(ctx, true)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if got := rows(dry); !equal(got, want) {
+		t.Errorf("dry run: %v, want %v", got, want)
+	}
+	var out bytes.Buffer
+	if err := dry.Write(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"cutoff: resolved alerts last changed before ", "\nalerts      ", "\ndeliveries  "} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("dry-run report lacks %q:\n%s", line, out.String())
+		}
+	}
+	real, err := r.Pass(ctx, false)
+	if err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	if got := rows(real); !equal(got, want) {
+		t.Errorf("pass deleted %v, want %v", got, want)
+	}
+	for table, d := range dry.Tables {
+		if real.Tables[table] != d {
+			t.Errorf("%s: dry run said %+v, the pass deleted %+v", table, d, real.Tables[table])
+		}
+	}
+	if n := count(t, conn, `SELECT count(*) FROM alerts WHERE status = 'open'`); n != 1 {
+		t.Errorf("%d open alerts left, want the 1", n)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM messages m JOIN alerts a ON a.message_id = m.id`); n != 1 {
+		t.Errorf("%d messages behind the open alert left, want 1", n)
+	}
+	if n := count(t, conn, `SELECT count(*) FROM audit_log WHERE actor = 'retention'
+		AND (details->'deleted'->'alerts'->>'rows')::int = 1 AND (details->'deleted'->'deliveries'->>'rows')::int = 1
+		AND details->'cutoffs' ? 'alerts'`); n != 1 {
+		t.Errorf("%d audit rows recording 1 alert and 1 delivery with the alerts cutoff, want 1", n)
+	}
+	for table, n := range want {
+		if got := counterValue(t, reg, "aorta_retention_deleted_rows_total", table); got != float64(n) {
+			t.Errorf("aorta_retention_deleted_rows_total{table=%q} = %v, want %d", table, got, n)
+		}
+	}
+	again, err := r.Pass(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Total() != 0 {
+		t.Errorf("second pass deleted %v, want nothing", rows(again))
+	}
+}
+
 // While one pass runs, another (another router, or the command) is
 // refused at once and counted as busy.
 func TestPassWhileAnotherRuns(t *testing.T) {

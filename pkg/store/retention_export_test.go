@@ -2,8 +2,12 @@ package store
 
 // Retention's window statements, for EXPLAIN tests.
 var (
-	RetentionMessagesSQL = retentionMessagesSQL
-	RetentionEventsSQL   = retentionEventsSQL
-	RetentionAuditSQL    = retentionAuditSQL
-	RetentionBatchesSQL  = retentionBatchesGoneSQL
+	RetentionMessagesSQL     = retentionMessagesSQL
+	RetentionMessagesDrySQL  = retentionMessagesDrySQL
+	RetentionEventsSQL       = retentionEventsSQL
+	RetentionEventsDrySQL    = retentionEventsDrySQL
+	RetentionAuditSQL        = retentionAuditSQL
+	RetentionBatchesSQL      = retentionBatchesGoneSQL
+	RetentionAlertsSQL       = retentionAlertsSQL
+	RetentionDeleteAlertsSQL = retentionDeleteAlertsSQL
 )

@@ -100,7 +100,7 @@ func (s *retentionSeed) audit(days float64) {
 func tableCounts(t *testing.T, conn *pgx.Conn) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
-	for _, table := range append(store.RetentionTables, "outbox", "alerts", "deliveries", "scores") {
+	for _, table := range append(store.RetentionTables, "outbox", "scores") {
 		var n int64
 		if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 			t.Fatalf("count %s: %v", table, err)
@@ -110,7 +110,8 @@ func tableCounts(t *testing.T, conn *pgx.Conn) map[string]int64 {
 	return out
 }
 
-// pass runs one whole pass with a session, in batches of n.
+// pass runs one whole pass with a session, in batches of n, in the order
+// pkg/retention runs it: alerts, messages, events, audit rows.
 func pass(ctx context.Context, st *store.Store, cut store.RetentionCutoffs, dryRun bool, n int) (map[string]store.Removed, error) {
 	sess, err := st.BeginRetention(ctx, cut, dryRun)
 	if err != nil {
@@ -123,13 +124,15 @@ func pass(ctx context.Context, st *store.Store, cut store.RetentionCutoffs, dryR
 		t.Add(r)
 		total[table] = t
 	}
-	for more := true; more; {
-		var removed map[string]store.Removed
-		if removed, more, err = sess.NextMessages(ctx, n); err != nil {
-			return total, err
-		}
-		for k, v := range removed {
-			add(k, v)
+	for _, next := range []func(context.Context, int) (map[string]store.Removed, bool, error){sess.NextAlerts, sess.NextMessages} {
+		for more := true; more; {
+			var removed map[string]store.Removed
+			if removed, more, err = next(ctx, n); err != nil {
+				return total, err
+			}
+			for k, v := range removed {
+				add(k, v)
+			}
 		}
 	}
 	for more := true; more; {
@@ -420,7 +423,8 @@ func TestRetentionTailResumesAfterDeletedSeq(t *testing.T) {
 }
 
 // Each window a pass reads is an index range from its cursor, never a
-// scan of the table, and every check of what stays is an index lookup:
+// scan of the table, and every check of what stays (a dry run's included)
+// and every deletion of alerts is an index lookup:
 // on 20,000 messages with events, and sequential scans priced out so the
 // small tables of the test show the path a production-sized one takes.
 func TestRetentionWindowsUseIndexes(t *testing.T) {
@@ -444,20 +448,31 @@ func TestRetentionWindowsUseIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	cutoff, obs := now.Add(-90*24*time.Hour), now.Add(-97*24*time.Hour)
+	cutoff, obs, audit := now.Add(-90*24*time.Hour), now.Add(-97*24*time.Hour), now.Add(-365*24*time.Hour)
 	tests := []struct {
 		name  string
 		sql   string
 		args  []any
 		index []string
 	}{
+		{"alerts", store.RetentionAlertsSQL, []any{audit, time.Time{}, uuid.Nil, 500},
+			[]string{"alerts_resolved_idx", "deliveries_alert_idx"}},
+		{"delete alerts", store.RetentionDeleteAlertsSQL, []any{[]uuid.UUID{uuid.New()}, audit},
+			[]string{"alerts_pkey|alerts_resolved_idx", "deliveries_alert_idx"}},
 		{"messages", store.RetentionMessagesSQL, []any{cutoff, obs, time.Time{}, uuid.Nil, 500},
 			[]string{"messages_received_id_idx", "outbox_message_id_key", "dead_letters_message_idx|dead_letters_open_idx", "alerts_message_idx",
-				"observations_message_idx", "events_message_idx", "scores_event_idx"}},
-		{"batches", store.RetentionBatchesSQL, []any{cutoff, obs, []uuid.UUID{uuid.New()}},
-			[]string{"batches_pkey", "messages_batch_idx"}},
+				"observations_message_idx", "events_message_idx", "deliveries_event_id_destination_key", "scores_event_idx"}},
+		{"messages, dry run", store.RetentionMessagesDrySQL, []any{cutoff, obs, time.Time{}, uuid.Nil, 500, audit},
+			[]string{"messages_received_id_idx", "outbox_message_id_key", "dead_letters_message_idx|dead_letters_open_idx", "alerts_message_idx",
+				"observations_message_idx", "events_message_idx", "deliveries_event_id_destination_key", "alerts_pkey", "deliveries_alert_idx",
+				"scores_event_idx"}},
+		{"batches", store.RetentionBatchesSQL, []any{cutoff, obs, []uuid.UUID{uuid.New()}, audit},
+			[]string{"batches_pkey", "messages_batch_idx", "alerts_message_idx", "deliveries_alert_idx"}},
 		{"events", store.RetentionEventsSQL, []any{cutoff, obs, now.Add(-30 * 24 * time.Hour), int64(0), 500},
-			[]string{"events_pkey", "scores_event_idx", "alerts_message_idx", "messages_pkey"}},
+			[]string{"events_pkey", "deliveries_event_id_destination_key", "scores_event_idx", "alerts_message_idx", "messages_pkey"}},
+		{"events, dry run", store.RetentionEventsDrySQL, []any{cutoff, obs, now.Add(-30 * 24 * time.Hour), int64(0), 500, audit},
+			[]string{"events_pkey", "deliveries_event_id_destination_key", "alerts_pkey", "deliveries_alert_idx", "scores_event_idx",
+				"alerts_message_idx", "messages_pkey"}},
 		{"audit", store.RetentionAuditSQL, []any{int64(0), 500}, []string{"audit_log_pkey"}},
 	}
 	for _, tt := range tests {
