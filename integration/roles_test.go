@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/pkg/router"
 )
 
 // The least-privilege roles of docs/roles.sql, proved on the real
@@ -267,7 +268,12 @@ func TestLeastPrivilegeRoles(t *testing.T) {
 
 	// The router's background work (the ops summary's counts) writes
 	// tables of its own: it must be able to, not log a warning and retry.
-	eventually(t, drainTimeout, "the router to count the senders", func() (bool, string) {
+	// It counts only messages older than the settle time, checking every
+	// interval at most, so the wait starts from there: on a loaded
+	// machine the messages above can be younger than drainTimeout's
+	// margin allows.
+	opsWait := router.DefaultOpsSettle + router.MaxOpsInterval + drainTimeout
+	eventually(t, opsWait, "the router to count the senders", func() (bool, string) {
 		n := count(t, owner, `SELECT count(*) FROM ops_senders`)
 		return n > 0, fmt.Sprintf("%d senders counted", n)
 	})

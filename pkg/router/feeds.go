@@ -32,9 +32,9 @@ const (
 	// Bounds of the check interval: a quarter of the shortest silence
 	// window, so an idle feed is noticed within a quarter window, at least
 	// minOpsInterval so that tiny windows do not hammer the database, and
-	// at most maxOpsInterval so that the counts stay fresh without feeds.
+	// at most MaxOpsInterval so that the counts stay fresh without feeds.
 	minOpsInterval = time.Second
-	maxOpsInterval = 10 * time.Second
+	MaxOpsInterval = 10 * time.Second
 )
 
 // feedEventNamespace makes feed event IDs deterministic (UUIDv5 of the
@@ -89,7 +89,7 @@ func (w *OpsWatcher) interval(c *route.Config) time.Duration {
 	if w.cfg.Interval > 0 {
 		return w.cfg.Interval
 	}
-	d := maxOpsInterval
+	d := MaxOpsInterval
 	for _, f := range c.Feeds {
 		d = min(d, f.Silence/4)
 	}
