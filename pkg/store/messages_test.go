@@ -37,6 +37,14 @@ func newMessage(cid string, raw string) *store.Message {
 	}
 }
 
+// rejected is a message answered with a reject: stored, never routed.
+func rejected(cid, raw string) *store.Message {
+	m := newMessage(cid, raw)
+	m.Status, m.Outbox, m.AckCode, m.ErrorCode, m.Error = store.StatusRejected, nil, "AR", 100, "no MSH segment"
+	m.Ack = []byte("reject for " + cid)
+	return m
+}
+
 func single(ms ...*store.Message) []store.Unit {
 	var us []store.Unit
 	for _, m := range ms {
@@ -113,6 +121,11 @@ func TestSaveDeduplicates(t *testing.T) {
 		{name: "window disabled stores again", first: []*store.Message{newMessage("A", "x")}, second: newMessage("A", "x"), window: 0, wantRows: 2, wantOutbox: 2},
 		{name: "empty control id never deduplicated", first: []*store.Message{newMessage("", "x")}, second: newMessage("", "x"), window: window, wantRows: 2, wantOutbox: 2},
 		{name: "matches the reuse with the same bytes", first: []*store.Message{newMessage("A", "x"), newMessage("A", "y")}, second: newMessage("A", "y"), window: window, wantDup: true, wantRows: 2, wantOutbox: 2, wantDupSeen: 1},
+		// A rejected message is kept but never queued; its re-send is
+		// answered with the stored reject.
+		{name: "rejected is stored, not queued", first: []*store.Message{newMessage("A", "x")}, second: rejected("B", "y"), window: window, wantRows: 2, wantOutbox: 1},
+		{name: "re-sent reject is a duplicate", first: []*store.Message{rejected("A", "x")}, second: rejected("A", "x"), window: window, wantDup: true, wantRows: 1, wantOutbox: 0, wantDupSeen: 1},
+		{name: "reject then a corrected message is a reuse", first: []*store.Message{rejected("A", "x")}, second: newMessage("A", "y"), window: window, wantReused: true, wantRows: 2, wantOutbox: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -137,6 +150,9 @@ func TestSaveDeduplicates(t *testing.T) {
 				}
 				if n := count(t, url, "SELECT duplicate_count FROM messages WHERE id = $1", want.ID); n != tt.wantDupSeen {
 					t.Errorf("duplicate_count = %d, want %d", n, tt.wantDupSeen)
+				}
+				if n := count(t, url, "SELECT count(*) FROM messages WHERE id = $1 AND last_duplicate_at IS NOT NULL", want.ID); n != 1 {
+					t.Errorf("the original's last_duplicate_at is not set")
 				}
 			}
 			if n := count(t, url, "SELECT count(*) FROM messages"); n != tt.wantRows {
