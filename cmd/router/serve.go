@@ -254,11 +254,17 @@ func runServe(ctx context.Context, args []string) error {
 		// Event streams outlive the timeouts below (each clears its read
 		// deadline and bounds its own writes) and end when Shutdown begins.
 		streamsDone := make(chan struct{})
-		apiHandler := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log, Done: streamsDone})
+		// One limiter for refused bearer tokens and failed console logins,
+		// so that a client cannot double its attempts by using both.
+		authLimiter := api.NewAuthLimiter(api.AuthLimiterConfig{Logger: log})
+		registerAuthLimiter(reg, authLimiter)
+		apiHandler := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log,
+			AuthLimiter: authLimiter, Done: streamsDone})
 		// The web console shares the API's address, tokens and roles
 		// (docs/console.md): /console/ is the console, / leads to it, and
 		// everything else is the API's (which answers 401 or 404).
-		consoleHandler, err := console.Handler(console.Config{Store: st, Router: rt, Logger: log, Done: streamsDone})
+		consoleHandler, err := console.Handler(console.Config{Store: st, Router: rt, Logger: log,
+			AuthLimiter: authLimiter, Done: streamsDone})
 		if err != nil {
 			return err
 		}
@@ -399,5 +405,20 @@ func registerAPITLS(reg prometheus.Registerer, certs *tlsfiles.Reloader) {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "aorta_api_tls_certificate_expiry_timestamp_seconds", Help: "When the API's TLS certificate being served expires, in Unix seconds.",
 		}, func() float64 { return float64(certs.Stats().NotAfter.Unix()) }),
+	)
+}
+
+// registerAuthLimiter exposes the counts of the limiter on failed
+// authentication shared by the API and the console.
+func registerAuthLimiter(reg prometheus.Registerer, l *api.AuthLimiter) {
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "aorta_api_auth_throttled_total",
+			Help: "API requests and console logins answered 429 because their client address (IPv6: its /64) had too many failed authentications lately.",
+		}, func() float64 { return float64(l.Stats().Throttled) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "aorta_api_auth_limiter_evictions_total",
+			Help: "Client addresses forgotten by the failed-authentication limiter before their limit refilled, because it remembered as many as it may (a scan from many addresses).",
+		}, func() float64 { return float64(l.Stats().Evicted) }),
 	)
 }

@@ -5,6 +5,8 @@ package storetest
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,3 +80,38 @@ func Count(t testing.TB, url, sql string, args ...any) int {
 	QueryRow(t, url, sql, args, &n)
 	return n
 }
+
+// Statements counts the statements a store sends that name a table: open
+// the store with it as store.Options.Tracer (OpenCounting) to prove that
+// a request reached the database, or did not.
+type Statements struct {
+	table string
+	n     atomic.Int64
+}
+
+// OpenCounting opens a store on url whose statements naming table are
+// counted; the store is closed when the test ends.
+func OpenCounting(t testing.TB, url, table string) (*store.Store, *Statements) {
+	t.Helper()
+	c := &Statements{table: table}
+	st, err := store.Open(context.Background(), url, store.Options{ApplicationName: "aorta-test", MaxConns: 4, Tracer: c})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(st.Close)
+	return st, c
+}
+
+// Count is how many statements naming the table have been sent.
+func (c *Statements) Count() int64 { return c.n.Load() }
+
+// TraceQueryStart counts a statement that names the table.
+func (c *Statements) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, c.table) {
+		c.n.Add(1)
+	}
+	return ctx
+}
+
+// TraceQueryEnd does nothing.
+func (c *Statements) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}

@@ -67,6 +67,11 @@ type Config struct {
 	RequestTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AuthLimiter throttles clients whose bearer tokens keep being
+	// refused. Share one with the console (console.Config.AuthLimiter) so
+	// that failures on either count together. Nil means one of the API's
+	// own with the defaults, on Logger and Now.
+	AuthLimiter *AuthLimiter
 
 	// StreamPoll is how long a caught-up event stream waits before
 	// reading the table again; zero means DefaultStreamPoll.
@@ -96,6 +101,7 @@ type API struct {
 	log      *slog.Logger
 	timeout  time.Duration
 	now      func() time.Time
+	limit    *AuthLimiter // nil but in Handler's API, which authenticates
 
 	streamPoll         time.Duration
 	streamHeartbeat    time.Duration
@@ -134,6 +140,9 @@ func newAPI(cfg Config) *API {
 // Handler returns the API's routes, every one behind authentication.
 func Handler(cfg Config) chi.Router {
 	a := newAPI(cfg)
+	if a.limit = cfg.AuthLimiter; a.limit == nil {
+		a.limit = NewAuthLimiter(AuthLimiterConfig{Logger: a.log, Now: a.now})
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, a.logRequests, a.deadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, errNoRoute) })
@@ -258,12 +267,16 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, err error) {
 		bad       *badRequest
 		forbidden *forbiddenError
 		tooLarge  *http.MaxBytesError
+		throttled *throttledError
 	)
 	code, msg := http.StatusInternalServerError, "internal error"
 	switch {
 	case errors.Is(err, errNoToken), errors.Is(err, errInvalidToken), errors.Is(err, errRevokedToken):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="aorta"`)
 		code, msg = http.StatusUnauthorized, err.Error()
+	case errors.As(err, &throttled):
+		w.Header().Set("Retry-After", strconv.Itoa(int(throttled.retryAfter/time.Second)))
+		code, msg = http.StatusTooManyRequests, err.Error()
 	case errors.As(err, &forbidden):
 		code, msg = http.StatusForbidden, err.Error()
 	case errors.As(err, &bad):

@@ -131,9 +131,18 @@ func (e *forbiddenError) Error() string {
 }
 
 // authenticate finds the request's token and puts its name and role in
-// the context; requests without a valid, unrevoked token end here.
+// the context; requests without a valid, unrevoked token end here. A
+// client address that has had too many tokens refused lately gets 429
+// before its token is read (see AuthLimiter); each refusal of a token
+// presented (malformed, unknown or revoked) counts towards that. A
+// request without any Authorization header does not: nothing was
+// guessed and nothing is looked up.
 func (a *API) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if wait, ok := a.limit.Check(r); !ok {
+			a.fail(w, r, &throttledError{retryAfter: wait})
+			return
+		}
 		h := r.Header.Get("Authorization")
 		if h == "" {
 			a.fail(w, r, errNoToken)
@@ -143,6 +152,7 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		token = strings.TrimSpace(token)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || len(h) > maxAuthHeader ||
 			len(token) != tokenLength || !strings.HasPrefix(token, tokenPrefix) {
+			a.limit.Fail(r)
 			a.fail(w, r, errInvalidToken)
 			return
 		}
@@ -152,8 +162,10 @@ func (a *API) authenticate(next http.Handler) http.Handler {
 		cancel()
 		switch {
 		case errors.Is(err, store.ErrNotFound):
+			a.limit.Fail(r)
 			err = errInvalidToken
 		case errors.Is(err, store.ErrTokenRevoked):
+			a.limit.Fail(r)
 			err = errRevokedToken
 		}
 		if err != nil {

@@ -1,13 +1,20 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/internal/storetest"
 	"github.com/aortahealth/aorta/pkg/api"
 )
 
@@ -153,5 +160,121 @@ func TestRoles(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM audit_log WHERE action IN ('message.reprocess', 'routes.reload') AND actor NOT IN ('analyst-token', 'admin-token')`); n != 0 {
 		t.Errorf("%d analyst actions audited for other roles", n)
+	}
+}
+
+// Refused tokens are throttled per client address: after the burst, the
+// address gets 429 with Retry-After before its token is looked up (even a
+// valid one), until the limit refills; other addresses, and requests
+// without a token, are not affected.
+func TestAuthThrottling(t *testing.T) {
+	t.Parallel()
+	st, lookups := storetest.OpenCounting(t, pgtest.NewDatabase(t), "api_tokens")
+	valid := storetest.Token(t, st, "viewer-token", api.RoleViewer)
+	revoked := storetest.Token(t, st, "revoked.one", api.RoleViewer)
+	if _, _, err := st.RevokeAPIToken(context.Background(), "revoked.one", "cli:test"); err != nil {
+		t.Fatal(err)
+	}
+	unknown, _, _ := api.NewToken()
+
+	var logs bytes.Buffer // written only from ServeHTTP below, in this goroutine
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	limiter := api.NewAuthLimiter(api.AuthLimiterConfig{Logger: log, Now: clock})
+	h := api.Handler(api.Config{Store: st, Logger: log, Now: clock, AuthLimiter: limiter, RequestTimeout: 10 * time.Second})
+
+	tests := []struct {
+		name        string
+		at          time.Duration // on the fake clock, since the start
+		remote      string
+		header      string
+		times       int // default 1
+		want        int
+		wantLookups int64 // token lookups per request
+		retryAfter  string
+	}{
+		{name: "unknown tokens up to the burst", remote: "192.0.2.1:40000", header: "Bearer " + unknown, times: api.DefaultAuthBurst,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "then a valid token from that address", remote: "192.0.2.1:40001", header: "Bearer " + valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "and an unknown one", remote: "192.0.2.1:40002", header: "Bearer " + unknown,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "another address, valid token", remote: "192.0.2.2:40000", header: "Bearer " + valid,
+			want: http.StatusOK, wantLookups: 1},
+		{name: "another address, unknown token", remote: "192.0.2.2:40000", header: "Bearer " + unknown,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "malformed tokens count, unlooked-up", remote: "[2001:db8:1:2::1]:40000", header: "Bearer nope", times: 6,
+			want: http.StatusUnauthorized, wantLookups: 0},
+		{name: "revoked tokens count", remote: "[2001:db8:1:2::2]:40000", header: "Bearer " + revoked, times: 4,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "same /64, valid token", remote: "[2001:db8:1:2:aaaa::3]:40000", header: "Bearer " + valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "next /64, valid token", remote: "[2001:db8:1:3::1]:40000", header: "Bearer " + valid,
+			want: http.StatusOK, wantLookups: 1},
+		{name: "no Authorization header does not count", remote: "192.0.2.3:40000", header: "", times: 3 * api.DefaultAuthBurst,
+			want: http.StatusUnauthorized, wantLookups: 0},
+		{name: "so a valid token from there is let in", remote: "192.0.2.3:40000", header: "Bearer " + valid,
+			want: http.StatusOK, wantLookups: 1},
+		{name: "almost refilled", at: 5 * time.Second, remote: "192.0.2.1:40000", header: "Bearer " + valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "1"},
+		{name: "refilled: the valid token is let in", at: 6 * time.Second, remote: "192.0.2.1:40000", header: "Bearer " + valid,
+			want: http.StatusOK, wantLookups: 1},
+		{name: "a success refills nothing: one failure empties it again", at: 6 * time.Second, remote: "192.0.2.1:40000", header: "Bearer " + unknown,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "throttled again", at: 6 * time.Second, remote: "192.0.2.1:40000", header: "Bearer " + valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+	}
+	var throttled uint64
+	for _, tt := range tests {
+		now = time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC).Add(tt.at)
+		for i := range max(tt.times, 1) {
+			req := httptest.NewRequest(http.MethodGet, "/api/v1/alerts", nil)
+			req.RemoteAddr = tt.remote
+			if tt.header != "" {
+				req.Header.Set("Authorization", tt.header)
+			}
+			before := lookups.Count()
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("%s (request %d): status %d %s, want %d", tt.name, i+1, rec.Code, rec.Body, tt.want)
+			}
+			if got := lookups.Count() - before; got != tt.wantLookups {
+				t.Errorf("%s (request %d): %d token lookups, want %d", tt.name, i+1, got, tt.wantLookups)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tt.retryAfter {
+				t.Errorf("%s: Retry-After %q, want %q", tt.name, got, tt.retryAfter)
+			}
+			if tt.want == http.StatusTooManyRequests {
+				throttled++
+				var body map[string]string
+				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || !strings.Contains(body["error"], "too many failed authentication attempts") {
+					t.Errorf("%s: 429 body %s (%v), want a JSON error saying why", tt.name, rec.Body, err)
+				}
+			}
+		}
+	}
+	if st := limiter.Stats(); st.Throttled != throttled {
+		t.Errorf("limiter counted %d throttled requests, want %d", st.Throttled, throttled)
+	}
+	// One warning per address as it became throttled (192.0.2.1 once: it
+	// never refilled completely, so its second throttling is the same
+	// episode), naming the address, never a token.
+	out := logs.String()
+	var warned []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["level"] == "WARN" {
+			warned = append(warned, fmt.Sprint(m["client"]))
+		}
+	}
+	if want := []string{"192.0.2.1", "2001:db8:1:2::/64"}; !slices.Equal(warned, want) {
+		t.Errorf("warnings for clients %q, want %q:\n%s", warned, want, out)
+	}
+	for _, tok := range []string{valid, unknown, revoked, "aorta_", "nope"} {
+		if strings.Contains(out, tok) {
+			t.Errorf("the log holds token text %q:\n%s", tok, out)
+		}
 	}
 }

@@ -6,7 +6,9 @@
 // created with `router token create`; the token's role decides what it may
 // do (see Role). Without a valid token the answer is 401, with a role that
 // may not do it 403. The token's name is the actor recorded in audit_log
-// for everything that changes data or reads a raw message body.
+// for everything that changes data or reads a raw message body. A client
+// address with too many refused tokens lately gets 429 before its token
+// is looked up (AuthLimiter, shared with the console's logins).
 //
 // Handlers here hold no SQL: they parse and check the request, call
 // pkg/store, and map its errors to an HTTP status and a JSON body

@@ -69,6 +69,11 @@ type Config struct {
 	SessionLifetime time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// AuthLimiter throttles client addresses whose logins keep failing:
+	// the API's (api.Config.AuthLimiter), so that failed logins and
+	// refused bearer tokens count together. Nil means one of the
+	// console's own with the defaults, on Logger and Now.
+	AuthLimiter *api.AuthLimiter
 	// StreamPoll is how often a caught-up live view reads the events
 	// table; zero means api.DefaultStreamPoll.
 	StreamPoll time.Duration
@@ -86,6 +91,7 @@ type Console struct {
 	idle     time.Duration
 	lifetime time.Duration
 	now      func() time.Time
+	limit    *api.AuthLimiter
 	stream   http.Handler
 	pages    map[string]*template.Template
 }
@@ -109,6 +115,9 @@ func Handler(cfg Config) (http.Handler, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.limit = cfg.AuthLimiter; c.limit == nil {
+		c.limit = api.NewAuthLimiter(api.AuthLimiterConfig{Logger: c.log, Now: c.now})
 	}
 	// The live view is the API's own stream code, behind the console's
 	// session instead of a bearer token.

@@ -2,8 +2,10 @@ package console
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aortahealth/aorta/internal/pgtest"
+	"github.com/aortahealth/aorta/internal/storetest"
 	"github.com/aortahealth/aorta/pkg/api"
 )
 
@@ -113,6 +117,134 @@ func TestLoginSecureOverTLS(t *testing.T) {
 		}
 	}
 	t.Fatalf("status %d, no session cookie", resp.StatusCode)
+}
+
+// TestLoginThrottling: after the burst of failed logins from one address,
+// its next login (even with a valid token) gets the login page with 429,
+// Retry-After and a message saying why, and its token is not looked up;
+// other addresses are unaffected; refused API bearer tokens count in the
+// same limit; the address is let in again once the limit refills.
+func TestLoginThrottling(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	st, lookups := storetest.OpenCounting(t, dbURL, "api_tokens")
+	valid := storetest.Token(t, st, "viewer-token", api.RoleViewer)
+	unknown, _, _ := api.NewToken()
+
+	var logs bytes.Buffer // written only from ServeHTTP below, in this goroutine
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	start := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	now := start
+	clock := func() time.Time { return now }
+	limiter := api.NewAuthLimiter(api.AuthLimiterConfig{Logger: log, Now: clock})
+	console, err := Handler(Config{Store: st, Logger: log, Now: clock, AuthLimiter: limiter, RequestTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiHandler := api.Handler(api.Config{Store: st, Logger: log, Now: clock, AuthLimiter: limiter, RequestTimeout: 10 * time.Second})
+
+	const (
+		login = "login"
+		bear  = "API bearer token"
+	)
+	tests := []struct {
+		name        string
+		at          time.Duration // on the fake clock, since the start
+		via         string        // login or bear
+		remote      string
+		token       string
+		times       int // default 1
+		want        int
+		wantLookups int64 // token lookups per request
+		retryAfter  string
+	}{
+		{name: "unknown tokens up to the burst", via: login, remote: "198.51.100.7:50000", token: unknown, times: api.DefaultAuthBurst - 2,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "text that is not a token", via: login, remote: "198.51.100.7:50001", token: "password",
+			want: http.StatusUnauthorized, wantLookups: 0},
+		{name: "an empty token", via: login, remote: "198.51.100.7:50002", token: "",
+			want: http.StatusUnauthorized, wantLookups: 0},
+		{name: "then the valid token", via: login, remote: "198.51.100.7:50003", token: valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "the API from that address", via: bear, remote: "198.51.100.7:50004", token: valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		// A login reads api_tokens twice: the lookup, and the session's
+		// insert, which checks the token is still unrevoked.
+		{name: "another address logs in", via: login, remote: "198.51.100.8:50000", token: valid,
+			want: http.StatusSeeOther, wantLookups: 2},
+		{name: "which refilled nothing for the first", via: login, remote: "198.51.100.7:50005", token: valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "refused bearer tokens", via: bear, remote: "[2001:db8:7::1]:50000", token: unknown, times: api.DefaultAuthBurst / 2,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "and failed logins count together", via: login, remote: "[2001:db8:7::2]:50000", token: unknown, times: api.DefaultAuthBurst / 2,
+			want: http.StatusUnauthorized, wantLookups: 1},
+		{name: "so the /64 is throttled", via: login, remote: "[2001:db8:7::3]:50000", token: valid,
+			want: http.StatusTooManyRequests, wantLookups: 0, retryAfter: "6"},
+		{name: "refilled: the valid token logs in", at: 6 * time.Second, via: login, remote: "198.51.100.7:50006", token: valid,
+			want: http.StatusSeeOther, wantLookups: 2},
+	}
+	for _, tt := range tests {
+		now = start.Add(tt.at)
+		for i := range max(tt.times, 1) {
+			var req *http.Request
+			if tt.via == login {
+				req = httptest.NewRequest(http.MethodPost, "/console/login", strings.NewReader(url.Values{"token": {tt.token}, "next": {"/console/alerts"}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			} else {
+				req = httptest.NewRequest(http.MethodGet, "/api/v1/alerts", nil)
+				req.Header.Set("Authorization", "Bearer "+tt.token)
+			}
+			req.RemoteAddr = tt.remote
+			before := lookups.Count()
+			rec := httptest.NewRecorder()
+			if tt.via == login {
+				console.ServeHTTP(rec, req)
+			} else {
+				apiHandler.ServeHTTP(rec, req)
+			}
+			if rec.Code != tt.want {
+				t.Fatalf("%s (request %d): status %d, want %d:\n%s", tt.name, i+1, rec.Code, tt.want, rec.Body)
+			}
+			if got := lookups.Count() - before; got != tt.wantLookups {
+				t.Errorf("%s (request %d): %d token lookups, want %d", tt.name, i+1, got, tt.wantLookups)
+			}
+			if got := rec.Header().Get("Retry-After"); got != tt.retryAfter {
+				t.Errorf("%s: Retry-After %q, want %q", tt.name, got, tt.retryAfter)
+			}
+			if tt.via != login {
+				continue
+			}
+			setCookie := rec.Header().Get("Set-Cookie")
+			switch tt.want {
+			case http.StatusTooManyRequests:
+				body := rec.Body.String()
+				if !strings.Contains(body, "Too many failed log-ins from this address. Try again in 6 seconds.") ||
+					!strings.Contains(body, `name="token"`) || !strings.Contains(body, `value="/console/alerts"`) {
+					t.Errorf("%s: the throttled login page does not say why, or lost its form:\n%s", tt.name, body)
+				}
+				if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+					t.Errorf("%s: Content-Type %q, want the login page", tt.name, ct)
+				}
+				fallthrough
+			case http.StatusUnauthorized:
+				if setCookie != "" {
+					t.Errorf("%s: refused login set a cookie: %s", tt.name, setCookie)
+				}
+			case http.StatusSeeOther:
+				if !strings.HasPrefix(setCookie, cookieName+"=") || rec.Header().Get("Location") != "/console/alerts" {
+					t.Errorf("%s: Set-Cookie %q, Location %q; want a session and /console/alerts", tt.name, setCookie, rec.Header().Get("Location"))
+				}
+			}
+		}
+	}
+	if n := storetest.Count(t, dbURL, `SELECT count(*) FROM console_sessions`); n != 2 {
+		t.Errorf("%d sessions, want 2", n)
+	}
+	for _, tok := range []string{valid, unknown, "password"} {
+		if strings.Contains(logs.String(), tok) {
+			t.Errorf("the log holds token text %q:\n%s", tok, logs.String())
+		}
+	}
 }
 
 // TestSessionEnds: idle and absolute timeouts, logout and a revoked token

@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aortahealth/aorta/pkg/api"
 	"github.com/aortahealth/aorta/pkg/store"
@@ -209,6 +211,9 @@ func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // login checks the token as the API does and opens a session for it.
+// Failed logins count towards the API's throttling of the client's
+// address (api.AuthLimiter); a throttled address gets the login page
+// again with 429 and Retry-After, its token neither hashed nor looked up.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		c.fail(w, r, formError(err))
@@ -216,7 +221,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	token := strings.TrimSpace(r.PostForm.Get("token"))
 	next := nextPage(r.PostForm.Get("next"))
+	if wait, ok := c.limit.Check(r); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+		c.render(w, r, http.StatusTooManyRequests, "login", &view{Title: "Log in", Next: next,
+			Error: "Too many failed log-ins from this address. Try again in " + waitText(wait) + "."})
+		return
+	}
 	refuse := func() {
+		c.limit.Fail(r)
 		c.render(w, r, http.StatusUnauthorized, "login", &view{Title: "Log in", Next: next, Error: errBadToken.Error()})
 	}
 	if !api.LooksLikeToken(token) {
@@ -253,6 +265,17 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	// server ends it after the idle timeout or its lifetime anyway.
 	setCookie(w, r, base64.RawURLEncoding.EncodeToString(id), 0)
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// waitText says how long a throttled client waits, in words.
+func waitText(d time.Duration) string {
+	switch s := int(d / time.Second); {
+	case s <= 1:
+		return "1 second"
+	case s < 120:
+		return strconv.Itoa(s) + " seconds"
+	}
+	return strconv.Itoa(int((d+time.Minute-1)/time.Minute)) + " minutes"
 }
 
 // logout ends the session on the server and clears the cookie.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/aortahealth/aorta/internal/clientkey"
 )
 
 // This file holds what the Server knows about senders by their address:
@@ -121,12 +123,8 @@ func newPeerTable() peerTable {
 // for IPv4, its /64 for IPv6, the smallest network a site is given and
 // within which a host picks (and changes) addresses freely, so that a
 // sender cannot escape MaxConnsPerIP or RateLimit by using more of them.
-func peerKey(ip netip.Addr) netip.Addr {
-	if ip.Is6() {
-		return netip.PrefixFrom(ip, 64).Masked().Addr()
-	}
-	return ip
-}
+// The HTTP API groups clients the same way (clientkey.Of).
+func peerKey(ip netip.Addr) netip.Addr { return clientkey.Of(ip) }
 
 // get returns ip's peer, creating it if needed. Before growing the table
 // past sweepAt it drops the idle entries, so the table holds at most
