@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/base64"
 	"log/slog"
 	"net/http"
@@ -244,6 +245,111 @@ func TestLoginThrottling(t *testing.T) {
 		if strings.Contains(logs.String(), tok) {
 			t.Errorf("the log holds token text %q:\n%s", tok, logs.String())
 		}
+	}
+}
+
+// TestSessionCookieThrottling: a session cookie is a credential too. A
+// cookie naming no session counts towards the address's throttling, and a
+// throttled address's cookies are not looked up (429, the login page); an
+// expired session's cookie, a real user's, does not count.
+func TestSessionCookieThrottling(t *testing.T) {
+	t.Parallel()
+	dbURL := pgtest.NewDatabase(t)
+	st, lookups := storetest.OpenCounting(t, dbURL, "console_sessions")
+	valid := storetest.Token(t, st, "viewer-token", api.RoleViewer)
+	start := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	now := start
+	clock := func() time.Time { return now }
+	limiter := api.NewAuthLimiter(api.AuthLimiterConfig{Now: clock})
+	console, err := Handler(Config{Store: st, Now: clock, AuthLimiter: limiter, RequestTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, remote, cookie string, body url.Values) *httptest.ResponseRecorder {
+		t.Helper()
+		var req *http.Request
+		if body != nil {
+			req = httptest.NewRequest(method, path, strings.NewReader(body.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req = httptest.NewRequest(method, path, nil)
+		}
+		req.RemoteAddr = remote
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
+		}
+		rec := httptest.NewRecorder()
+		console.ServeHTTP(rec, req)
+		return rec
+	}
+	session := func(remote string) string {
+		t.Helper()
+		rec := do(http.MethodPost, "/console/login", remote, "", url.Values{"token": {valid}, "next": {"/console/alerts"}})
+		for _, c := range rec.Result().Cookies() {
+			if c.Name == cookieName && c.Value != "" {
+				return c.Value
+			}
+		}
+		t.Fatalf("login from %s: %d, no session cookie", remote, rec.Code)
+		return ""
+	}
+	forged := func() string {
+		b := make([]byte, sessionIDBytes)
+		rand.Read(b)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+
+	// A real user's session goes idle: its cookie is refused but not counted.
+	stale := session("192.0.2.9:1000")
+	now = start.Add(DefaultSessionIdle + time.Minute)
+	for range api.DefaultAuthBurst + 2 {
+		if rec := do(http.MethodGet, "/console/alerts", "192.0.2.9:1001", stale, nil); rec.Code != http.StatusSeeOther {
+			t.Fatalf("expired session: %d, want 303 to the login page", rec.Code)
+		}
+	}
+	if rec := do(http.MethodGet, "/console/alerts", "192.0.2.9:1002", session("192.0.2.9:1002"), nil); rec.Code != http.StatusOK {
+		t.Fatalf("after expired cookies, a new session from the same address: %d, want 200", rec.Code)
+	}
+
+	// Forged cookies from one address: looked up up to the burst, then not.
+	mine := session("192.0.2.7:2000")
+	for i := range api.DefaultAuthBurst {
+		before := lookups.Count()
+		if rec := do(http.MethodGet, "/console/alerts", "192.0.2.7:2001", forged(), nil); rec.Code != http.StatusSeeOther {
+			t.Fatalf("forged cookie %d: %d, want 303 to the login page", i+1, rec.Code)
+		}
+		if lookups.Count() == before {
+			t.Fatalf("forged cookie %d was not looked up", i+1)
+		}
+	}
+	for _, c := range []struct{ name, method, path, cookie string }{
+		{"a forged cookie", http.MethodGet, "/console/alerts", forged()},
+		{"the address's own live session", http.MethodGet, "/console/alerts", mine},
+		{"the login page with a forged cookie", http.MethodGet, "/console/login", forged()},
+	} {
+		before := lookups.Count()
+		rec := do(c.method, c.path, "192.0.2.7:2002", c.cookie, nil)
+		if lookups.Count() != before {
+			t.Errorf("%s from a throttled address was looked up", c.name)
+		}
+		if c.path == "/console/login" {
+			if rec.Code != http.StatusOK {
+				t.Errorf("%s: %d, want the login form", c.name, rec.Code)
+			}
+			continue
+		}
+		if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" ||
+			!strings.Contains(rec.Body.String(), "Too many failed log-ins from this address") {
+			t.Errorf("%s: %d, Retry-After %q; want 429 and the login page saying why", c.name, rec.Code, rec.Header().Get("Retry-After"))
+		}
+	}
+	// Another address is not affected, and the first recovers.
+	if rec := do(http.MethodGet, "/console/alerts", "192.0.2.8:3000", mine, nil); rec.Code != http.StatusOK {
+		t.Errorf("another address with a live session: %d, want 200", rec.Code)
+	}
+	now = now.Add(api.DefaultAuthRefill)
+	if rec := do(http.MethodGet, "/console/alerts", "192.0.2.7:2003", mine, nil); rec.Code != http.StatusOK {
+		t.Errorf("after the refill, the live session: %d, want 200", rec.Code)
 	}
 }
 

@@ -95,7 +95,18 @@ func (c *Console) authenticate(next http.Handler) http.Handler {
 		if id == nil {
 			err = store.ErrNotFound
 		} else {
+			// A session cookie is a credential too: an address that has
+			// had too many refused is not looked up, and a cookie naming
+			// no session counts as a refusal. An expired or revoked one
+			// does not: that is a real user's cookie.
+			if wait, ok := c.limit.Check(r); !ok {
+				c.throttled(w, r, nextPage(r.URL.RequestURI()), wait)
+				return
+			}
 			cs, err = c.store.ConsoleSessionByHash(r.Context(), sessionHash(id), c.now(), c.idle)
+			if errors.Is(err, store.ErrNotFound) {
+				c.limit.Fail(r)
+			}
 		}
 		switch {
 		case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrSessionExpired), errors.Is(err, store.ErrTokenRevoked):
@@ -198,9 +209,15 @@ func (c *Console) require(p api.Permission) func(http.Handler) http.Handler {
 // loginPage shows the login form; a live session goes straight on.
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
 	if id := sessionID(r); id != nil {
-		if _, err := c.store.ConsoleSessionByHash(r.Context(), sessionHash(id), c.now(), c.idle); err == nil {
-			http.Redirect(w, r, nextPage(r.URL.Query().Get("next")), http.StatusSeeOther)
-			return
+		if _, ok := c.limit.Check(r); ok {
+			_, err := c.store.ConsoleSessionByHash(r.Context(), sessionHash(id), c.now(), c.idle)
+			if err == nil {
+				http.Redirect(w, r, nextPage(r.URL.Query().Get("next")), http.StatusSeeOther)
+				return
+			}
+			if errors.Is(err, store.ErrNotFound) {
+				c.limit.Fail(r)
+			}
 		}
 	}
 	v := &view{Title: "Log in", Next: nextPage(r.URL.Query().Get("next"))}
@@ -222,9 +239,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimSpace(r.PostForm.Get("token"))
 	next := nextPage(r.PostForm.Get("next"))
 	if wait, ok := c.limit.Check(r); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
-		c.render(w, r, http.StatusTooManyRequests, "login", &view{Title: "Log in", Next: next,
-			Error: "Too many failed log-ins from this address. Try again in " + waitText(wait) + "."})
+		c.throttled(w, r, next, wait)
 		return
 	}
 	refuse := func() {
@@ -265,6 +280,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	// server ends it after the idle timeout or its lifetime anyway.
 	setCookie(w, r, base64.RawURLEncoding.EncodeToString(id), 0)
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// throttled answers a client whose address has had too many tokens or
+// session cookies refused: the login page, with 429 and Retry-After.
+func (c *Console) throttled(w http.ResponseWriter, r *http.Request, next string, wait time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)))
+	c.render(w, r, http.StatusTooManyRequests, "login", &view{Title: "Log in", Next: next,
+		Error: "Too many failed log-ins from this address. Try again in " + waitText(wait) + "."})
 }
 
 // waitText says how long a throttled client waits, in words.
