@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/aortahealth/aorta/internal/clientkey"
 	"github.com/aortahealth/aorta/internal/envflag"
 	"github.com/aortahealth/aorta/pkg/admin"
 	"github.com/aortahealth/aorta/pkg/api"
@@ -128,6 +129,8 @@ func runServe(ctx context.Context, args []string) error {
 	f.String(&apiTLS.CertFile, "api-tls-cert", "API_TLS_CERT", "", "PEM certificate (with intermediates) to serve the API address over HTTPS only; re-read when the file changes (empty: plain HTTP)")
 	f.String(&apiTLS.KeyFile, "api-tls-key", "API_TLS_KEY", "", "PEM private key of --api-tls-cert")
 	f.String(&apiTLS.ClientCAFile, "api-tls-client-ca", "API_TLS_CLIENT_CA", "", "PEM CA bundle: every API client must then present a certificate it signed (mutual TLS, besides the token)")
+	var trustedProxies string
+	f.String(&trustedProxies, "api-trusted-proxies", "API_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR networks of reverse proxies in front of the API: from them only, X-Forwarded-For names the client whose failed logins are throttled (empty: the TCP peer is the client)")
 	if err := f.Parse(args); err != nil {
 		return err
 	}
@@ -155,6 +158,10 @@ func runServe(ctx context.Context, args []string) error {
 		if _, err = tlsfiles.NewReloader(apiTLS); err != nil {
 			return err
 		}
+	}
+	proxies, err := clientkey.ParsePrefixes(trustedProxies)
+	if err != nil {
+		return fmt.Errorf("--api-trusted-proxies (API_TRUSTED_PROXIES): %w", err)
 	}
 	policy, err := rf.policy()
 	if err != nil {
@@ -256,7 +263,7 @@ func runServe(ctx context.Context, args []string) error {
 		streamsDone := make(chan struct{})
 		// One limiter for refused bearer tokens and failed console logins,
 		// so that a client cannot double its attempts by using both.
-		authLimiter := api.NewAuthLimiter(api.AuthLimiterConfig{Logger: log})
+		authLimiter := api.NewAuthLimiter(api.AuthLimiterConfig{Logger: log, TrustedProxies: proxies})
 		registerAuthLimiter(reg, authLimiter)
 		apiHandler := api.Handler(api.Config{Store: st, Router: rt, Reload: reload, Registry: registry(), Logger: log,
 			AuthLimiter: authLimiter, Done: streamsDone})

@@ -5,7 +5,10 @@
 package clientkey
 
 import (
+	"fmt"
+	"net/http"
 	"net/netip"
+	"strings"
 )
 
 // Of returns the key ip counts as: the address itself for IPv4 (an
@@ -26,13 +29,9 @@ func Of(ip netip.Addr) netip.Addr {
 // (or a bare IP). ok is false when it holds no IP address, as from a Unix
 // socket listener; such clients all share the zero key.
 func FromRemoteAddr(remote string) (key netip.Addr, ok bool) {
-	ip, err := netip.ParseAddr(remote)
-	if err != nil {
-		ap, err := netip.ParseAddrPort(remote)
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		ip = ap.Addr()
+	ip, ok := addrOf(remote)
+	if !ok {
+		return netip.Addr{}, false
 	}
 	return Of(ip), true
 }
@@ -47,4 +46,79 @@ func String(key netip.Addr) string {
 		return key.String() + "/64"
 	}
 	return key.String()
+}
+
+// ParsePrefixes parses a comma-separated list of networks (CIDR) or single
+// addresses, as a --trusted-proxies flag gives them; empty is none.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			ps = append(ps, p.Masked())
+			continue
+		}
+		ip, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an address nor a network in CIDR notation", f)
+		}
+		ip = ip.Unmap().WithZone("")
+		ps = append(ps, netip.PrefixFrom(ip, ip.BitLen()))
+	}
+	return ps, nil
+}
+
+// FromRequest returns the key of the client that sent r. Without trusted
+// proxies it is the TCP peer's. When the peer is a trusted proxy, the
+// client is read from X-Forwarded-For, right to left (each proxy appends
+// the address it received from), skipping the trusted proxies: the first
+// address no trusted proxy vouches for is the client, whatever the client
+// wrote further left. An entry that is not an address ends the walk at the
+// last one that was, so a malformed header can only make the key the
+// nearest proxy's, never an address of the sender's choosing.
+func FromRequest(r *http.Request, trusted []netip.Prefix) (key netip.Addr, ok bool) {
+	peer, ok := addrOf(r.RemoteAddr)
+	if !ok || !contains(trusted, peer) {
+		return Of(peer), ok
+	}
+	client := peer
+	hops := r.Header.Values("X-Forwarded-For")
+	for i := len(hops) - 1; i >= 0; i-- {
+		list := strings.Split(hops[i], ",")
+		for j := len(list) - 1; j >= 0; j-- {
+			ip, ok := addrOf(strings.TrimSpace(list[j]))
+			if !ok {
+				return Of(client), true
+			}
+			client = ip
+			if !contains(trusted, ip) {
+				return Of(client), true
+			}
+		}
+	}
+	return Of(client), true
+}
+
+func addrOf(s string) (netip.Addr, bool) {
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		ip = ap.Addr()
+	}
+	return ip.Unmap().WithZone(""), true
+}
+
+func contains(ps []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

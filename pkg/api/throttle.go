@@ -24,11 +24,14 @@ import (
 // drain; an address whose bucket is empty is answered 429 with
 // Retry-After before its request is looked at, let alone looked up.
 //
-// The client is the TCP peer (http.Request.RemoteAddr). X-Forwarded-For
-// is not read: the router has no trusted-proxy setting, and a header any
-// client can write would let an attacker pick a fresh address per
-// request. Behind a reverse proxy every client therefore has the proxy's
-// address, and the limit applies to the proxy as a whole.
+// The client is the TCP peer (http.Request.RemoteAddr), unless the peer
+// is one of AuthLimiterConfig.TrustedProxies: then it is read from
+// X-Forwarded-For, right to left, past the trusted proxies
+// (clientkey.FromRequest). The header is read from no one else: any
+// client can write it, and would pick a fresh address per request.
+// Behind a reverse proxy that is not declared, every client has the
+// proxy's address, and one client failing again and again (a script with
+// a revoked token) throttles them all.
 
 // Defaults of AuthLimiterConfig.
 const (
@@ -82,6 +85,9 @@ type AuthLimiterConfig struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names
+	// the client (router --api-trusted-proxies); none: the TCP peer is.
+	TrustedProxies []netip.Prefix
 }
 
 // AuthLimiter throttles failed authentication per client address. One is
@@ -113,6 +119,7 @@ type AuthLimiter struct {
 	max     int
 	log     *slog.Logger
 	now     func() time.Time
+	trusted []netip.Prefix
 	warnLim *rate.Limiter
 
 	mu         sync.Mutex
@@ -134,7 +141,7 @@ type authClient struct {
 // NewAuthLimiter returns an AuthLimiter with cfg's limits.
 func NewAuthLimiter(cfg AuthLimiterConfig) *AuthLimiter {
 	l := &AuthLimiter{burst: orDefault(cfg.Burst, DefaultAuthBurst), refill: orDefault(cfg.Refill, DefaultAuthRefill),
-		max: orDefault(cfg.MaxClients, DefaultAuthMaxClients), log: cfg.Logger, now: cfg.Now,
+		max: orDefault(cfg.MaxClients, DefaultAuthMaxClients), log: cfg.Logger, now: cfg.Now, trusted: cfg.TrustedProxies,
 		warnLim: rate.NewLimiter(rate.Every(authWarnEvery), authWarnBurst),
 		clients: map[netip.Addr]*list.Element{}}
 	if l.log == nil {
@@ -170,14 +177,14 @@ func (l *AuthLimiter) Stats() AuthLimiterStats {
 // client should wait, in whole seconds (at least one), for Retry-After.
 // Call it before reading the request's credentials.
 func (l *AuthLimiter) Check(r *http.Request) (retryAfter time.Duration, ok bool) {
-	key, _ := clientkey.FromRemoteAddr(r.RemoteAddr)
+	key, _ := clientkey.FromRequest(r, l.trusted)
 	return l.check(key, l.now())
 }
 
 // Fail records that r's client failed to authenticate: a malformed,
 // unknown or revoked token.
 func (l *AuthLimiter) Fail(r *http.Request) {
-	key, _ := clientkey.FromRemoteAddr(r.RemoteAddr)
+	key, _ := clientkey.FromRequest(r, l.trusted)
 	l.fail(key, l.now())
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -265,5 +266,41 @@ func TestAuthLimiterConcurrent(t *testing.T) {
 	wg.Wait()
 	if st := l.Stats(); st.Clients != 50 || st.Evicted != 8*500-50 {
 		t.Errorf("Stats %+v; want Clients 50, Evicted %d", st, 8*500-50)
+	}
+}
+
+// TestAuthLimiterBehindAProxy: behind a declared reverse proxy each client
+// has its own bucket, so one client failing again and again does not
+// throttle the others; behind an undeclared one they share the proxy's.
+func TestAuthLimiterBehindAProxy(t *testing.T) {
+	proxy := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name        string
+		trusted     []netip.Prefix
+		otherPasses bool
+	}{
+		{name: "declared proxy", trusted: proxy, otherPasses: true},
+		{name: "undeclared proxy", trusted: nil, otherPasses: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+			l := NewAuthLimiter(AuthLimiterConfig{Burst: 3, Now: func() time.Time { return now }, TrustedProxies: tc.trusted})
+			via := func(client string) *http.Request {
+				r := httptest.NewRequest("GET", "/", nil)
+				r.RemoteAddr = "10.9.9.9:44000"
+				r.Header.Set("X-Forwarded-For", client)
+				return r
+			}
+			for range 3 {
+				l.Fail(via("203.0.113.1"))
+			}
+			if _, ok := l.Check(via("203.0.113.1")); ok {
+				t.Fatal("the failing client is not throttled")
+			}
+			if _, ok := l.Check(via("203.0.113.2")); ok != tc.otherPasses {
+				t.Errorf("another client behind the proxy may try: %v, want %v", ok, tc.otherPasses)
+			}
+		})
 	}
 }
