@@ -139,7 +139,7 @@ func run(bin string, args []string, demo bool) error {
 	var ready chan string
 	flush := map[*exec.Cmd]func(){}
 	for _, c := range []*exec.Cmd{listener, router} {
-		c.Env, c.Stdout, c.Stderr = env, os.Stdout, os.Stderr
+		c.Env, c.Stdout, c.Stderr, c.SysProcAttr = env, os.Stdout, os.Stderr, childProcAttr()
 	}
 	if demo {
 		ready = make(chan string, 1)
@@ -147,7 +147,6 @@ func run(bin string, args []string, demo bool) error {
 		rw := logs.writer("router", nil)
 		listener.Stdout, listener.Stderr, flush[listener] = lw, lw, lw.flush
 		router.Stdout, router.Stderr, flush[router] = rw, rw, rw.flush
-		listener.SysProcAttr, router.SysProcAttr = demoProcAttr(), demoProcAttr()
 	}
 	exited := make(chan *proc, 3)
 	procs := []*proc{}
@@ -215,7 +214,7 @@ func run(bin string, args []string, demo bool) error {
 		defer tail.close()
 		sw := logs.writer("hl7sim", nil)
 		sim := exec.Command(filepath.Join(bin, "hl7sim"), append([]string{"--addr", addr}, simArgs...)...)
-		sim.Env, sim.Stdout, sim.Stderr, sim.SysProcAttr = env, sw, sw, demoProcAttr()
+		sim.Env, sim.Stdout, sim.Stderr, sim.SysProcAttr = env, sw, sw, childProcAttr()
 		p, err := start("hl7sim", sim, exited, sw.flush)
 		if err != nil {
 			stopAll()

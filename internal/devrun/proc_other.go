@@ -4,5 +4,5 @@ package main
 
 import "syscall"
 
-// demoProcAttr: only Linux can stop children when their parent dies.
-func demoProcAttr() *syscall.SysProcAttr { return nil }
+// childProcAttr: only Linux can stop children when their parent dies.
+func childProcAttr() *syscall.SysProcAttr { return nil }
