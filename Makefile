@@ -37,7 +37,7 @@ test: ## Run every test (unit, corpus, fuzz seeds, integration against real Post
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: bench
-bench: build ## Measure the engine (about 3 min): PostgreSQL's ceiling, the listener at 1-256 connections, memory, the router at 1,000 msg/s; Markdown + bin/bench.json; fresh database aorta_bench on run's server; ARGS go to hl7load bench
+bench: build ## Measure the engine (about 3 min): PostgreSQL's ceiling, the listener at 1-256 connections, memory, the router alone on a 20,000-message backlog and at 1,000 msg/s; Markdown + bin/bench.json; fresh database aorta_bench on run's server; ARGS go to hl7load bench
 	@./scripts/deps
 	$(BIN)/hl7load bench --bin $(BIN) $(ARGS)
 

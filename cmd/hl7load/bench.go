@@ -50,6 +50,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	f.Duration(&c.RouterDuration, "router-duration", "BENCH_ROUTER_DURATION", benchrun.DefaultRouterDuration, "how long the router phase offers its load")
 	f.Int(&c.RouterConns, "router-conns", "BENCH_ROUTER_CONNS", benchrun.DefaultRouterConns, "connections of the router phase")
 	f.Duration(&c.RouterWait, "router-wait", "BENCH_ROUTER_WAIT", benchrun.DefaultRouterWait, "longest wait for the router to finish after its load")
+	f.Int(&c.DrainCount, "router-drain", "BENCH_ROUTER_DRAIN", benchrun.DefaultDrainCount, "messages queued for the router to drain alone when it starts (-1: skip)")
 	f.Int(&c.Patients, "patients", "BENCH_PATIENTS", 10000, "distinct patients in the mix")
 	f.Int(&seed, "seed", "BENCH_SEED", 1, "seed of the mix")
 	if err := f.Parse(args); err != nil {

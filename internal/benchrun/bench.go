@@ -55,6 +55,10 @@ type Config struct {
 	RouterDuration time.Duration
 	RouterConns    int
 	RouterWait     time.Duration
+	// DrainCount is how many messages are queued, with the router
+	// stopped, for it to drain alone when it starts: its capacity, and
+	// its and the database's CPU per message; below 0 skips it.
+	DrainCount int
 	// Patients and Seed configure the mix (loadgen.DefaultMix).
 	Patients int
 	Seed     uint64
@@ -74,6 +78,7 @@ var (
 	DefaultRouterDuration = 20 * time.Second
 	DefaultRouterConns    = 32
 	DefaultRouterWait     = 2 * time.Minute
+	DefaultDrainCount     = 20000
 )
 
 func (c *Config) defaults() {
@@ -109,6 +114,9 @@ func (c *Config) defaults() {
 	}
 	if c.RouterConns == 0 {
 		c.RouterConns = DefaultRouterConns
+	}
+	if c.DrainCount == 0 {
+		c.DrainCount = DefaultDrainCount
 	}
 	if c.Patients == 0 {
 		c.Patients = loadgen.DefaultPatients
@@ -292,15 +300,40 @@ func (b *bench) run(ctx context.Context, rep *Report) error {
 		}
 	}
 
-	// (f) The router at a fixed rate, on an empty outbox: it must not
-	// start on the levels' backlog.
+	// (f) The router alone on a backlog of DrainCount messages, queued
+	// while it was stopped, then (g) at a fixed rate. Neither starts on
+	// the levels' backlog.
 	if _, err := admin.Exec(ctx, "TRUNCATE outbox"); err != nil {
 		return fmt.Errorf("empty the outbox: %w", err)
+	}
+	if cfg.DrainCount > 0 {
+		// Nobody deteriorates in the backlog: alerts it raised would stay
+		// open through (g), which would then raise and time fewer.
+		o := b.gen.Options()
+		o.DeteriorateEvery, o.RunID = -1, b.gen.RunID()[:min(len(b.gen.RunID()), 8)]+"D"
+		gen, err := loadgen.NewGenerator(o)
+		if err != nil {
+			return err
+		}
+		res, err := loadgen.Run(ctx, loadgen.Config{Addr: mllpAddr, Conns: 64, Count: cfg.DrainCount, Generator: gen})
+		if err != nil {
+			return err
+		}
+		b.step("%s messages queued for the router", Thousands(float64(res.Acked)))
 	}
 	b.router, _, err = startProcess(ctx, "router", filepath.Join(cfg.Bin, "router"),
 		[]string{"--routes", cfg.Routes, "--http-addr", "", "--api-addr", ""}, env, b.log, &b.logMu, "router ready", "id")
 	if err != nil {
 		return err
+	}
+	if cfg.DrainCount > 0 {
+		if err := b.drain(ctx, admin, rep); err != nil {
+			return err
+		}
+		d := &rep.Router.Drain
+		b.step("router alone: %s messages (%s events) in %v: %s msg/s, %s CPU s/1k msgs",
+			Thousands(float64(d.Messages)), Thousands(float64(d.Events)), time.Duration(d.Elapsed).Round(100*time.Millisecond),
+			Thousands(d.Rate), cpu(d.RouterCPU, d.BackendCPU))
 	}
 	b.step("router ready (pid %d); offering %s messages/s for %v", b.router.pid(), Thousands(cfg.RouterRate), cfg.RouterDuration)
 	if err := b.routing(ctx, mllpAddr, rep); err != nil {
@@ -477,6 +510,57 @@ func (b *bench) routing(ctx context.Context, addr string, rep *Report) error {
 		ro.ListenerCPU = (lcpu1 - lcpu0).Seconds() / float64(res.Acked) * 1000
 	}
 	_, ro.RouterPeakKiB, _ = procMem(b.router.pid())
+	return nil
+}
+
+// drain times the router, just started, emptying the outbox queued for
+// it, and reads its and the database's CPU meanwhile. The clock starts at
+// "router ready", with what the outbox holds then.
+func (b *bench) drain(ctx context.Context, admin *pgx.Conn, rep *Report) error {
+	d := &rep.Router.Drain
+	cpu0, err := procCPU(b.router.pid())
+	if err != nil {
+		return err
+	}
+	back0 := backendsCPU(ctx, admin)
+	var events0 int
+	start := time.Now()
+	if err := admin.QueryRow(ctx, `SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM events)`).Scan(&d.Messages, &events0); err != nil {
+		return fmt.Errorf("router drain: %w", err)
+	}
+	deadline := start.Add(b.cfg.RouterWait)
+	for left := d.Messages; left > 0; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("router drain: %d of %d messages still queued after %v; see %s", left, d.Messages, b.cfg.RouterWait, b.cfg.Log)
+		}
+		if b.router.exited() {
+			return fmt.Errorf("router drain: the router exited; see %s", b.cfg.Log)
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
+		if err := admin.QueryRow(ctx, `SELECT count(*) FROM outbox`).Scan(&left); err != nil {
+			return fmt.Errorf("router drain: %w", err)
+		}
+	}
+	elapsed := time.Since(start)
+	cpu1, err := procCPU(b.router.pid())
+	if err != nil {
+		return err
+	}
+	back1 := backendsCPU(ctx, admin)
+	var events1 int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events1); err != nil {
+		return fmt.Errorf("router drain: %w", err)
+	}
+	d.Elapsed, d.Events = Seconds(elapsed), events1-events0
+	if d.Messages > 0 {
+		d.Rate = float64(d.Messages) / elapsed.Seconds()
+		d.RouterCPU = (cpu1 - cpu0).Seconds() / float64(d.Messages) * 1000
+		if bc := back1.since(back0); bc > 0 {
+			d.BackendCPU = bc.Seconds() / float64(d.Messages) * 1000
+		}
+	}
 	return nil
 }
 

@@ -94,11 +94,27 @@ type Routing struct {
 	// DrainRate is the router's rate alone: the backlog at the end of the
 	// load over the time it took to empty it (0 when there was none).
 	DrainRate float64 `json:"drain_rate,omitempty"`
+	// Drain is the router alone on a backlog queued while it was stopped.
+	Drain Drain `json:"drain"`
 	// CPU seconds per 1,000 messages, and peak RSS, of the router; the
 	// listener's CPU in the same phase.
 	RouterCPU     float64 `json:"router_cpu_s_per_1k"`
 	ListenerCPU   float64 `json:"listener_cpu_s_per_1k"`
 	RouterPeakKiB int64   `json:"router_peak_rss_kib"`
+}
+
+// Drain is the router emptying an outbox queued while it was stopped:
+// how fast it routes when nothing else runs, and what each message costs
+// it and the database.
+type Drain struct {
+	Messages int     `json:"messages"`
+	Events   int     `json:"events"`
+	Elapsed  Seconds `json:"elapsed_s"`
+	Rate     float64 `json:"messages_per_second"`
+	// CPU seconds per 1,000 messages of the router and of the database's
+	// backends (0: not measured, a server on another machine).
+	RouterCPU  float64 `json:"router_cpu_s_per_1k"`
+	BackendCPU float64 `json:"backend_cpu_s_per_1k"`
 }
 
 // grewThreshold: the backlog grew when it gained more than this share of
@@ -138,6 +154,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| listener RSS idle, then with %s idle connections | %s, %s (%.0f KiB per connection) |\n",
 		Thousands(float64(r.Listener.IdleConns)), mib(r.Listener.IdleRSSKiB), mib(r.Listener.IdleConnsRSSKiB), perConn)
 	fmt.Fprintf(w, "| router peak RSS; CPU s / 1k msgs (listener's) | %s; %.2f (%.2f) |\n", mib(ro.RouterPeakKiB), ro.RouterCPU, ro.ListenerCPU)
+	if d := ro.Drain; d.Messages > 0 {
+		fmt.Fprintf(w, "| router alone, draining %s queued messages (%s events) | %s msg/s; CPU s / 1k msgs: router + PostgreSQL %s |\n",
+			Thousands(float64(d.Messages)), Thousands(float64(d.Events)), Thousands(d.Rate), cpu(d.RouterCPU, d.BackendCPU))
+	}
 	fmt.Fprintf(w, "| with the router, %s msg/s offered for %v | %s msg/s acknowledged, ACK p99 %s |\n",
 		Thousands(ro.Offered), time.Duration(ro.Duration).Round(time.Second), Thousands(ro.Rate), loadgen.Millis(ro.Latency.P99))
 	fmt.Fprintf(w, "| ACK→event p50, p99 | %s, %s (%s messages) |\n", loadgen.Millis(ro.Event.P50), loadgen.Millis(ro.Event.P99), Thousands(float64(ro.Event.Count)))
