@@ -563,7 +563,8 @@ func TestSchemaDocumented(t *testing.T) {
 	routes, _ := os.ReadFile("testdata/example.yaml")
 	tests, _ := os.ReadFile("testdata/example.test.yaml")
 	for _, o := range []*object{fileObject, parameterObject, conversionObject, routeObject, matchObject,
-		scoringObject, freshnessObject, qsofaObject, destinationObject, webhookObject, alertObject, levelObject} {
+		scoringObject, freshnessObject, qsofaObject, destinationObject, webhookObject, alertObject, levelObject,
+		feedObject, activeObject} {
 		for _, f := range o.fields {
 			if !strings.Contains(string(doc), "//   - "+f.name+" (") {
 				t.Errorf("doc.go does not describe %s key %q", o.what, f.name)

@@ -403,6 +403,22 @@
 //     stored. Example: sending_facility: HOSP
 //   - silence (required): how long the feed may be silent before it is
 //     idle, from 5s to 168h. Example: silence: 15m
+//   - active (default: always): the hours the feed is expected to send
+//     in; only time inside them counts towards its silence, so that a
+//     clinic's feed quiet at night and at weekends is not reported idle
+//     every evening. The hours must hold at least the silence each week.
+//     Example: active: {days: [mon, tue, wed, thu, fri], from: "07:00",
+//     to: "19:00"}. It holds:
+//   - days (default every day): mon, tue, wed, thu, fri, sat, sun; a
+//     window belongs to the day it opens on.
+//   - from (required): when the window opens, HH:MM, 00:00 to 23:59.
+//     Example: from: "07:00"
+//   - to (required): when it closes, HH:MM, up to 24:00; at or before
+//     from, it closes the next day (a night window, from: "22:00", to:
+//     "06:00"). Wall-clock times: a window keeps its hours across a
+//     daylight-saving change.
+//   - timezone (default: the file's timezone): the IANA zone of the
+//     hours. Example: timezone: Europe/London
 //   - notify (default none): the destinations told when the feed goes
 //     idle and when it resumes, one or a list; with none the feed is only
 //     surfaced (API, metrics, events). Example: notify: [oncall, log]

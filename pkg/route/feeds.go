@@ -25,8 +25,11 @@ type Feed struct {
 	SendingApplication string
 	// SendingFacility is MSH-4 as stored; "" means any facility.
 	SendingFacility string
-	// Silence is how long the feed may be silent before it is idle.
+	// Silence is how long the feed may be silent before it is idle;
+	// with Active, only the time inside its hours counts.
 	Silence time.Duration
+	// Active, when set, are the hours the feed is expected to send in.
+	Active *Schedule
 	// Notify are the destinations told when the feed goes idle and when
 	// it resumes; none means the feed is surfaced (API, metrics, events)
 	// without notifying anyone.
@@ -104,6 +107,9 @@ func (d *decoder) feed(n ast.Node, c *Config, names map[string]position, used ma
 		if dur, _, ok := d.duration(e, `"silence"`, minSilence, maxSilence, false); ok {
 			f.Silence = dur
 		}
+	}
+	if e, ok := v.get("active"); ok {
+		f.Active = d.schedule(e, c, f.Silence)
 	}
 	read = true
 	if e, ok := v.get("notify"); ok {

@@ -175,7 +175,10 @@ func TestShippedFeedsExample(t *testing.T) {
 	src := "version: 1\nroutes:\n  - {name: all, match: all}\ndestinations:\n  database: {notify: aorta_alerts}\n  log: {log: true}\n" +
 		strings.Join(block, "\n") + "\n"
 	c := mustParse(t, src)
-	if len(c.Feeds) != 2 || c.Feeds[0].Silence != 15*time.Minute || len(c.Feeds[0].Notify) != 2 {
-		t.Errorf("example feeds %+v, want two, the first 15m notifying database and log", c.Feeds)
+	if len(c.Feeds) != 3 || c.Feeds[0].Silence != 15*time.Minute || len(c.Feeds[0].Notify) != 2 {
+		t.Errorf("example feeds %+v, want three, the first 15m notifying database and log", c.Feeds)
+	}
+	if len(c.Feeds) == 3 && (c.Feeds[2].Active == nil || c.Feeds[2].Active.String() != "mon,tue,wed,thu,fri 07:00-19:00 Europe/London") {
+		t.Errorf("the third example feed's active hours %v, want weekdays 07:00-19:00 in Europe/London", c.Feeds[2].Active)
 	}
 }

@@ -222,6 +222,7 @@ var feedObject = &object{
 		{name: "sending_application", required: true},
 		{name: "sending_facility"},
 		{name: "silence", required: true},
+		{name: "active"},
 		{name: "notify"},
 	},
 	refused: map[string]string{
@@ -236,5 +237,15 @@ var levelObject = &object{
 	fields: []field{
 		{name: "severity", required: true},
 		{name: "when", required: true},
+	},
+}
+
+var activeObject = &object{
+	what: "feed's active hours",
+	fields: []field{
+		{name: "days"},
+		{name: "from", required: true},
+		{name: "to", required: true},
+		{name: "timezone"},
 	},
 }

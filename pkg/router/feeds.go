@@ -186,7 +186,15 @@ func decideFeeds(now time.Time, states []store.FeedState, feeds map[string]*rout
 		if !f.LastMessageAt.IsZero() {
 			ref = f.LastMessageAt
 		}
+		// A feed with active hours counts its silence inside them only.
+		var active *route.Schedule
+		if rf := feeds[f.Name]; rf != nil {
+			active = rf.Active
+		}
 		idle := now.Sub(ref) > f.Silence
+		if active != nil {
+			idle = active.Active(ref, now) > f.Silence
+		}
 		if idle == f.Idle {
 			continue
 		}
@@ -199,14 +207,29 @@ func decideFeeds(now time.Time, states []store.FeedState, feeds map[string]*rout
 		if !f.LastMessageAt.IsZero() {
 			payload["last_message_at"] = f.LastMessageAt.UTC().Format(time.RFC3339Nano)
 		}
+		if active != nil {
+			payload["active"] = map[string]any{"days": active.DayNames(), "from": active.From.String(), "to": active.To.String(),
+				"timezone": active.Location.String()}
+		}
 		typ, occurred := FeedResumed, f.LastMessageAt
 		if idle {
 			ch.IdleSince = ref.Add(f.Silence)
+			if active != nil {
+				if at := active.After(ref, f.Silence); !at.IsZero() && !at.After(now) {
+					ch.IdleSince = at
+				} else {
+					ch.IdleSince = now
+				}
+			}
 			typ, occurred = FeedIdle, ch.IdleSince
 			payload["idle_since"] = ch.IdleSince.UTC().Format(time.RFC3339Nano)
 		} else {
 			payload["idle_since"] = f.IdleSince.UTC().Format(time.RFC3339Nano)
-			payload["silent_seconds"] = max(0, f.LastMessageAt.Sub(f.IdleSince.Add(-f.Silence)).Seconds())
+			silent := f.LastMessageAt.Sub(f.IdleSince.Add(-f.Silence))
+			if active != nil {
+				silent = f.Silence + active.Active(f.IdleSince, f.LastMessageAt)
+			}
+			payload["silent_seconds"] = max(0, silent.Seconds())
 		}
 		if f.LastMessageID != uuid.Nil {
 			body, _ := json.Marshal(payload)

@@ -92,6 +92,97 @@ func TestDecideFeeds(t *testing.T) {
 	}
 }
 
+// A feed with active hours counts its silence inside them only: quiet
+// overnight is not idle, and the idle time and the silence reported are
+// in active time.
+func TestDecideFeedsActiveHours(t *testing.T) {
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := route.Parse("routes.yaml", []byte(`version: 1
+timezone: Europe/London
+routes: []
+feeds:
+  - name: opd
+    sending_application: OPD
+    silence: 30m
+    active: {days: [mon, tue, wed, thu, fri], from: "07:00", to: "19:00"}
+`), route.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feeds := map[string]*route.Feed{"opd": c.Feed("opd")}
+	msg := uuid.MustParse("01a21a30-8091-70d9-85a5-0a767613ae7b")
+	at := func(s string) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04", s, london)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	state := func(last string, idleSince string) store.FeedState {
+		s := store.FeedState{FeedConfig: store.FeedConfig{Name: "opd", SendingApplication: "OPD", Silence: 30 * time.Minute},
+			WatchedSince: at("2026-11-01 00:00"), LastMessageAt: at(last), LastMessageID: msg, LastSender: "OPD^CLINIC"}
+		if idleSince != "" {
+			s.Idle, s.IdleSince = true, at(idleSince)
+		}
+		return s
+	}
+	tests := []struct {
+		name      string
+		now       string
+		state     store.FeedState
+		want      string // event type, "" for no change
+		idleSince string
+		silent    float64 // silent_seconds of feed.resumed
+	}{
+		{name: "last message at 18:50, quiet all night", now: "2026-11-26 06:59", state: state("2026-11-26 18:50", "")},
+		{name: "idle 20 minutes into the morning", now: "2026-11-27 07:21", state: state("2026-11-26 18:50", ""),
+			want: FeedIdle, idleSince: "2026-11-27 07:20"},
+		{name: "quiet over the weekend", now: "2026-11-30 06:00", state: state("2026-11-27 18:45", "")}, // Friday to Monday
+		{name: "idle on Monday morning", now: "2026-11-30 07:16", state: state("2026-11-27 18:45", ""),
+			want: FeedIdle, idleSince: "2026-11-30 07:15"},
+		{name: "a message at night is no reason to count the night", now: "2026-11-27 07:29", state: state("2026-11-26 23:00", "")},
+		{name: "resumes: silence counted in active time", now: "2026-11-27 09:00",
+			state: func() store.FeedState {
+				s := state("2026-11-27 08:40", "2026-11-27 07:20")
+				return s
+			}(), want: FeedResumed, silent: (30*time.Minute + 80*time.Minute).Seconds()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes := decideFeeds(at(tt.now), []store.FeedState{tt.state}, feeds)
+			if tt.want == "" {
+				if len(changes) != 0 {
+					t.Fatalf("changes %+v, want none", changes)
+				}
+				return
+			}
+			if len(changes) != 1 || changes[0].Event == nil || changes[0].Event.Type != tt.want {
+				t.Fatalf("changes %+v, want %s", changes, tt.want)
+			}
+			ch := changes[0]
+			var p map[string]any
+			if err := json.Unmarshal(ch.Event.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			if a, ok := p["active"].(map[string]any); !ok || a["from"] != "07:00" || a["to"] != "19:00" || a["timezone"] != "Europe/London" {
+				t.Errorf("payload's active hours %v", p["active"])
+			}
+			if tt.want == FeedIdle {
+				if !ch.IdleSince.Equal(at(tt.idleSince)) || !ch.Event.OccurredAt.Equal(at(tt.idleSince)) {
+					t.Errorf("idle since %s, event at %s; want %s", ch.IdleSince.In(london), ch.Event.OccurredAt.In(london), tt.idleSince)
+				}
+				return
+			}
+			if p["silent_seconds"] != tt.silent {
+				t.Errorf("silent_seconds %v, want %v", p["silent_seconds"], tt.silent)
+			}
+		})
+	}
+}
+
 // Five watchers checking at once, as five routers would, record one
 // feed.idle event and one delivery, and agree on the state.
 func TestOpsWatchersRecordOnce(t *testing.T) {
