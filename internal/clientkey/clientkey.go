@@ -80,9 +80,16 @@ func ParsePrefixes(s string) ([]netip.Prefix, error) {
 // last one that was, so a malformed header can only make the key the
 // nearest proxy's, never an address of the sender's choosing.
 func FromRequest(r *http.Request, trusted []netip.Prefix) (key netip.Addr, ok bool) {
+	ip, ok := ClientAddr(r, trusted)
+	return Of(ip), ok
+}
+
+// ClientAddr is the address FromRequest keys by, whole: the one to record
+// (in an audit row, say). ok is false when RemoteAddr holds no address.
+func ClientAddr(r *http.Request, trusted []netip.Prefix) (netip.Addr, bool) {
 	peer, ok := addrOf(r.RemoteAddr)
 	if !ok || !contains(trusted, peer) {
-		return Of(peer), ok
+		return peer, ok
 	}
 	client := peer
 	hops := r.Header.Values("X-Forwarded-For")
@@ -91,15 +98,15 @@ func FromRequest(r *http.Request, trusted []netip.Prefix) (key netip.Addr, ok bo
 		for j := len(list) - 1; j >= 0; j-- {
 			ip, ok := addrOf(strings.TrimSpace(list[j]))
 			if !ok {
-				return Of(client), true
+				return client, true
 			}
 			client = ip
 			if !contains(trusted, ip) {
-				return Of(client), true
+				return client, true
 			}
 		}
 	}
-	return Of(client), true
+	return client, true
 }
 
 func addrOf(s string) (netip.Addr, bool) {

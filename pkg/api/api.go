@@ -144,7 +144,7 @@ func Handler(cfg Config) chi.Router {
 		a.limit = NewAuthLimiter(AuthLimiterConfig{Logger: a.log, Now: a.now})
 	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, a.logRequests, a.deadline)
+	r.Use(middleware.Recoverer, a.logRequests, a.deadline, auditClient(a.limit))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, errNoRoute) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { a.fail(w, r, errNoMethod) })
 	r.Route("/api/v1", func(r chi.Router) {
@@ -468,6 +468,20 @@ func patientParam(r *http.Request) (string, error) {
 		return "", badRequestf("patient_id: give authority/id (URL-encoded) or an unambiguous ID")
 	}
 	return ref, nil
+}
+
+// AuditClient returns middleware that puts the address each request came
+// from (past the trusted proxies of l) in its context, for the audit rows
+// written while serving it (store.WithAuditClient). The console uses it
+// too.
+func AuditClient(l *AuthLimiter) func(http.Handler) http.Handler { return auditClient(l) }
+
+func auditClient(l *AuthLimiter) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(store.WithAuditClient(r.Context(), l.Client(r))))
+		})
+	}
 }
 
 // audit records a read or an action outside the database; actions that

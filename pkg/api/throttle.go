@@ -181,6 +181,15 @@ func (l *AuthLimiter) Check(r *http.Request) (retryAfter time.Duration, ok bool)
 	return l.check(key, l.now())
 }
 
+// Client is the address r came from, past the trusted proxies, as audit
+// rows record it; "" when RemoteAddr holds none.
+func (l *AuthLimiter) Client(r *http.Request) string {
+	if ip, ok := clientkey.ClientAddr(r, l.trusted); ok {
+		return ip.String()
+	}
+	return ""
+}
+
 // Fail records that r's client failed to authenticate: a malformed,
 // unknown or revoked token.
 func (l *AuthLimiter) Fail(r *http.Request) {

@@ -133,7 +133,7 @@ func Handler(cfg Config) (http.Handler, error) {
 	}
 
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, c.logRequests, securityHeaders, c.deadline, slashRoot)
+	r.Use(middleware.Recoverer, c.logRequests, securityHeaders, c.deadline, slashRoot, api.AuditClient(c.limit))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { c.fail(w, r, errNoPage) })
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) { c.fail(w, r, errNoMethod) })
 	r.Route(basePath, func(r chi.Router) {

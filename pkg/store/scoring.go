@@ -253,17 +253,33 @@ var ErrNotFound = errors.New("store: not found")
 // several assigning authorities.
 var ErrAmbiguous = errors.New("store: patient ID is ambiguous; give authority/id")
 
-// audit records who did what, in the caller's transaction.
+// audit records who did what, in the caller's transaction. The address
+// the request came from (WithAuditClient), when there is one, is added
+// to the details as "client": an access log must say where from.
 func audit(ctx context.Context, q pgx.Tx, actor, action, target string, details []byte) error {
 	if details == nil {
 		details = []byte("{}")
 	}
-	_, err := q.Exec(ctx, `INSERT INTO audit_log (actor, action, target, details) VALUES ($1, $2, $3, $4)`,
-		clean(actor), action, clean(target), details)
+	var client pgtype.Text
+	if c, ok := ctx.Value(auditClientKey{}).(string); ok && c != "" {
+		client = pgtype.Text{String: clean(c), Valid: true}
+	}
+	_, err := q.Exec(ctx, `INSERT INTO audit_log (actor, action, target, details)
+		VALUES ($1, $2, $3, CASE WHEN $5::text IS NULL THEN $4::jsonb ELSE $4::jsonb || jsonb_build_object('client', $5::text) END)`,
+		clean(actor), action, clean(target), details, client)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
 	return nil
+}
+
+type auditClientKey struct{}
+
+// WithAuditClient returns ctx carrying the address a request came from
+// (the client's, past any trusted proxy), which every audit row written
+// with it records in its details as "client".
+func WithAuditClient(ctx context.Context, addr string) context.Context {
+	return context.WithValue(ctx, auditClientKey{}, addr)
 }
 
 // resolvePatient finds a patient by key ("authority/id") or, failing that,
