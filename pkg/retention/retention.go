@@ -147,59 +147,42 @@ func (r *Runner) run(ctx context.Context, sess *store.RetentionSession, rep *Rep
 			r.o.Metrics.count(table, rm.Rows)
 		}
 	}
+	// walk runs one kind's batches, each a retried transaction, until
+	// its walk reports the end.
+	walk := func(next func() (map[string]store.Removed, bool, error)) error {
+		for more := true; more; {
+			var removed map[string]store.Removed
+			err := r.retry(ctx, func() (err error) {
+				removed, more, err = next()
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			rep.Transactions++
+			for table, rm := range removed {
+				add(table, rm)
+			}
+		}
+		return nil
+	}
+	one := func(table string, next func(context.Context, int) (store.Removed, bool, error)) func() (map[string]store.Removed, bool, error) {
+		return func() (map[string]store.Removed, bool, error) {
+			rm, more, err := next(ctx, r.o.Batch)
+			return map[string]store.Removed{table: rm}, more, err
+		}
+	}
 	// Alerts first: the messages and events a finished alert kept can
 	// then go in this pass.
-	for more := true; more; {
-		var removed map[string]store.Removed
-		err := r.retry(ctx, func() (err error) {
-			removed, more, err = sess.NextAlerts(ctx, r.o.Batch)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		rep.Transactions++
-		for table, rm := range removed {
-			add(table, rm)
-		}
-	}
-	for more := true; more; {
-		var removed map[string]store.Removed
-		err := r.retry(ctx, func() (err error) {
-			removed, more, err = sess.NextMessages(ctx, r.o.Batch)
-			return err
-		})
-		if err != nil {
+	for _, next := range []func() (map[string]store.Removed, bool, error){
+		func() (map[string]store.Removed, bool, error) { return sess.NextAlerts(ctx, r.o.Batch) },
+		func() (map[string]store.Removed, bool, error) { return sess.NextMessages(ctx, r.o.Batch) },
+		one(store.RetainEvents, sess.NextEvents),
+		one(store.RetainAudit, sess.NextAudit),
+	} {
+		if err := walk(next); err != nil {
 			return err
 		}
-		rep.Transactions++
-		for table, rm := range removed {
-			add(table, rm)
-		}
-	}
-	for more := true; more; {
-		var removed store.Removed
-		err := r.retry(ctx, func() (err error) {
-			removed, more, err = sess.NextEvents(ctx, r.o.Batch)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		rep.Transactions++
-		add(store.RetainEvents, removed)
-	}
-	for more := true; more; {
-		var removed store.Removed
-		err := r.retry(ctx, func() (err error) {
-			removed, more, err = sess.NextAudit(ctx, r.o.Batch)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		rep.Transactions++
-		add(store.RetainAudit, removed)
 	}
 	return nil
 }
