@@ -164,9 +164,16 @@ func (w *OpsWatcher) logChange(ch store.FeedChange, states []store.FeedState) {
 		if !f.LastMessageAt.IsZero() {
 			attrs = append(attrs, "last_message_at", f.LastMessageAt.UTC().Format(time.RFC3339))
 		}
-		if ch.Idle {
+		switch {
+		case ch.Idle && f.LastMessageAt.IsZero():
+			// No event can be written (it would name no message), so this
+			// line and aorta_feed_idle are all there is: say what to check,
+			// since the likeliest cause is a sender misspelt in routes.yaml.
+			w.cfg.Logger.Warn("feed idle: nothing from its sender has ever been stored; check its sending_application and sending_facility in routes.yaml against the senders' MSH-3 and MSH-4",
+				attrs...)
+		case ch.Idle:
 			w.cfg.Logger.Warn("feed idle", attrs...)
-		} else {
+		default:
 			w.cfg.Logger.Info("feed resumed", attrs...)
 		}
 	}

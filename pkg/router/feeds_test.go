@@ -1,8 +1,11 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -240,5 +243,36 @@ feeds:
 	if len(o.Feeds) != 1 || !o.Feeds[0].Idle || o.Feeds[0].LastMessageAt == nil || !o.Feeds[0].LastMessageAt.Equal(at.Truncate(time.Microsecond)) ||
 		o.Feeds[0].IdleSince == nil || !o.Feeds[0].IdleSince.Equal(at.Truncate(time.Microsecond).Add(10*time.Second)) {
 		t.Errorf("summary feeds %+v, want lab idle since its message + 10 s", o.Feeds)
+	}
+}
+
+// A feed that never sent anything goes idle without an event (there is no
+// message to name), so its log line must say what to check.
+func TestNeverSeenFeedSaysWhatToCheck(t *testing.T) {
+	st, _ := pgtest.NewStore(t)
+	ctx := context.Background()
+	routes, err := route.Parse("routes.yaml", []byte(`version: 1
+routes:
+  - {name: all, match: all}
+feeds:
+  - {name: lab, sending_application: LIMSS, silence: 10s}
+`), route.Registry{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	now := time.Now()
+	w := NewOpsWatcher(st, func() *route.Config { return routes }, OpsConfig{
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return now }})
+	if err := w.Check(ctx); err != nil { // starts watching
+		t.Fatal(err)
+	}
+	now = now.Add(11 * time.Second)
+	if err := w.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"msg":"feed idle: nothing from its sender has ever been stored; check its sending_application`) ||
+		!strings.Contains(logs.String(), `"sender":"LIMSS^*"`) {
+		t.Errorf("log:\n%s\nwant the never-seen warning naming the sender", logs.String())
 	}
 }
