@@ -46,6 +46,40 @@ func retentionCounts(t *testing.T, out string) map[string]int {
 	return got
 }
 
+// dryRunThenPass runs `router retention --dry-run` with flags, then the
+// real pass: the dry run must report want and change nothing, and the pass
+// must delete exactly what the dry run reported (audit_log less the pass's
+// own row). It returns the two outputs.
+func dryRunThenPass(t *testing.T, dbURL string, db *pgxpool.Pool, flags []string, want map[string]int) (dry, pass string) {
+	t.Helper()
+	before := rowCounts(t, db)
+	out := runRouterCommand(t, dbURL, append([]string{"retention", "--dry-run"}, flags...)...)
+	t.Logf("dry run:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("dry run would delete %v, want %v", got, want)
+	}
+	if after := rowCounts(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("the dry run changed the tables: %v, was %v", after, before)
+	}
+	dry = out
+	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
+	t.Logf("pass:\n%s", out)
+	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("pass deleted %v, want %v (what the dry run said)", got, want)
+	}
+	after := rowCounts(t, db)
+	for table, n := range before {
+		gone := n - after[table]
+		if table == "audit_log" {
+			gone++ // the pass wrote its own audit row
+		}
+		if gone != want[table] {
+			t.Errorf("%s: %d rows gone, want %d", table, gone, want[table])
+		}
+	}
+	return dry, out
+}
+
 // rowCounts counts the rows of the retention tables.
 func rowCounts(t *testing.T, db *pgxpool.Pool) map[string]int {
 	t.Helper()
@@ -133,33 +167,9 @@ func TestRetention(t *testing.T) {
 	}
 
 	flags := []string{"--retain-messages", "90d", "--retain-audit", "365d", "--retention-batch", "3", "--migrate=false"}
-	before := rowCounts(t, db)
-	out := runRouterCommand(t, dbURL, append([]string{"retention", "--dry-run"}, flags...)...)
-	t.Logf("dry run:\n%s", out)
-	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("dry run would delete %v, want %v", got, want)
-	}
-	if !strings.Contains(out, "retention dry run: nothing was deleted") {
-		t.Errorf("dry-run output does not say it deleted nothing:\n%s", out)
-	}
-	if after := rowCounts(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("the dry run changed the tables: %v, was %v", after, before)
-	}
-
-	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
-	t.Logf("pass:\n%s", out)
-	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("pass deleted %v, want %v (what the dry run said)", got, want)
-	}
-	after := rowCounts(t, db)
-	for table, n := range before {
-		gone := n - after[table]
-		if table == "audit_log" {
-			gone++ // the pass wrote its own audit row
-		}
-		if gone != want[table] {
-			t.Errorf("%s: %d rows gone, want %d", table, gone, want[table])
-		}
+	dry, out := dryRunThenPass(t, dbURL, db, flags, want)
+	if !strings.Contains(dry, "retention dry run: nothing was deleted") {
+		t.Errorf("dry-run output does not say it deleted nothing:\n%s", dry)
 	}
 	for cid, n := range map[string]int{"RT-OLD-%": 0, "B1-MSG-%": 0, "RT-POISON": 1, "RT-NEW-%": 2} {
 		if got := count(t, db, `SELECT count(*) FROM messages WHERE control_id LIKE $1`, cid); got != n {
@@ -264,30 +274,7 @@ func TestRetentionAlerts(t *testing.T) {
 	}
 
 	flags := []string{"--retain-messages", "90d", "--retain-audit", "365d", "--retention-batch", "2", "--migrate=false"}
-	before := rowCounts(t, db)
-	out := runRouterCommand(t, dbURL, append([]string{"retention", "--dry-run"}, flags...)...)
-	t.Logf("dry run:\n%s", out)
-	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("dry run would delete %v, want %v", got, want)
-	}
-	if after := rowCounts(t, db); fmt.Sprint(after) != fmt.Sprint(before) {
-		t.Errorf("the dry run changed the tables: %v, was %v", after, before)
-	}
-	out = runRouterCommand(t, dbURL, append([]string{"retention"}, flags...)...)
-	t.Logf("pass:\n%s", out)
-	if got := retentionCounts(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("pass deleted %v, want %v (what the dry run said)", got, want)
-	}
-	after := rowCounts(t, db)
-	for table, n := range before {
-		gone := n - after[table]
-		if table == "audit_log" {
-			gone++ // the pass wrote its own audit row
-		}
-		if gone != want[table] {
-			t.Errorf("%s: %d rows gone, want %d", table, gone, want[table])
-		}
-	}
+	_, out := dryRunThenPass(t, dbURL, db, flags, want)
 	if n := count(t, db, `SELECT count(*) FROM alerts WHERE patient_key = $1`, resolvedKey); n != 0 {
 		t.Errorf("%d alerts of %s left, want its resolved one gone", n, resolvedKey)
 	}
