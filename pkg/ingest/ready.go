@@ -21,13 +21,19 @@ type CommitFailure struct {
 type commitState struct {
 	mu   sync.Mutex
 	last *CommitFailure // nil after a success, or before any attempt
+	// reported is set once the gauge has been written: the first success
+	// writes its 0, later ones need not.
+	reported bool
 }
 
 // commitSucceeded records a commit: the database takes writes.
 func (in *Ingester) commitSucceeded() {
 	in.commits.mu.Lock()
 	defer in.commits.mu.Unlock()
-	in.commits.last = nil
+	if in.commits.last == nil && in.commits.reported {
+		return // the usual case, at every commit: nothing to change
+	}
+	in.commits.last, in.commits.reported = nil, true
 	in.cfg.Metrics.setCommitFailing(false)
 }
 
